@@ -1,0 +1,352 @@
+"""The read path: select streams, prune by time, scan blocks, merge lazily.
+
+A log query runs as: selector → postings → chunks and blocks overlapping
+``[start, end)`` → the scanner applies literal line filters inside the
+decompressed block (no Python object for a line that fails them) → the rest
+of the pipeline (regexes, parsers, label filters, formatting) on survivors →
+merge across streams by time with ``direction`` and a global ``limit``.
+
+Everything is lazy: sources (chunks, then blocks) are opened only when the
+merge frontier reaches their time range, so ``limit=10`` reads a handful of
+blocks whatever the store size.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from itertools import islice
+
+from chunkstore import _kernels
+from chunkstore.errors import QueryError
+from chunkstore.index import ChunkRef
+from chunkstore.results import Entry, QueryStats, Stats
+from chunkstore.timeutil import I64_MAX, I64_MIN, to_ns
+
+__all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
+           "time_range", "snapshot_streams"]
+
+MATCH_ALL = None  # lazily built Filter([])
+
+
+def time_range(start, end) -> tuple[int, int]:
+    """``[start, end)`` in ns from user values (None = unbounded)."""
+    s = I64_MIN if start is None else to_ns(start, what="start")
+    e = I64_MAX if end is None else to_ns(end, what="end")
+    if end is not None and e == I64_MAX:
+        pass
+    return s, e
+
+
+def _match_all():
+    global MATCH_ALL
+    if MATCH_ALL is None:
+        MATCH_ALL = _kernels.scan.Filter([])
+    return MATCH_ALL
+
+
+# ---------------------------------------------------------------------------
+# lazy merging of time-ordered sources
+
+def lazy_merge(sources: list[tuple[int, int, Callable[[], Iterator]]], forward: bool) -> Iterator:
+    """Merge sources that each yield items ``(ts, ...)`` in order.
+
+    ``sources`` are ``(min_ts, max_ts, opener)``; a source is opened only when
+    the merge can no longer rule out that it holds the next item.  Sources
+    may overlap in time (out-of-order writes); ties keep source order, then
+    position, so equal timestamps stay in arrival order going forward and
+    reverse going backward.
+    """
+    if not sources:
+        return
+    if len(sources) == 1:
+        yield from sources[0][2]()
+        return
+    if forward:
+        sources = sorted(sources, key=lambda s: s[0])
+    else:
+        sources = sorted(sources, key=lambda s: -s[1])
+    heap: list = []
+    i = 0
+    n = len(sources)
+    sign = 1 if forward else -1
+
+    def push_from(idx: int, it: Iterator) -> None:
+        for item in it:
+            heapq.heappush(heap, (sign * item[0], idx, item, it))
+            return
+
+    while heap or i < n:
+        if not heap:
+            push_from(i, iter(sources[i][2]()))
+            i += 1
+            continue
+        top = heap[0][0]
+        # open every source that may hold something at or before the frontier
+        while i < n and (sign * (sources[i][0] if forward else sources[i][1])) <= top:
+            push_from(i, iter(sources[i][2]()))
+            i += 1
+            top = heap[0][0]
+        key, idx, item, it = heapq.heappop(heap)
+        yield item
+        push_from(idx, it)
+
+
+# ---------------------------------------------------------------------------
+# snapshots and per-stream iteration
+
+def snapshot_streams(store, matchers, start: int, end: int):
+    """Under the store lock: ``[(sid, labels, chunk refs, head snapshot)]``."""
+    with store._lock:
+        store._check_open()
+        if store.read_only:
+            from chunkstore.store_open import refresh
+
+            refresh(store)
+        index = store.index
+        out = []
+        for sid in index.select(matchers):
+            entry = index.streams[sid]
+            chunks = entry.chunks_overlapping(start, end)
+            head = store.heads.get(sid)
+            hs = head.snapshot() if head is not None and not head.empty else None
+            if not chunks and hs is None:
+                continue
+            out.append((sid, entry.labels, chunks, hs))
+        return out
+
+
+def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, path=None,
+                 base=0) -> list:
+    stats.blocks_read += 1
+    stats.bytes_read += len(stored)
+    try:
+        return _kernels.scan.scan_block(stored, flt, start, end, -1, not forward)
+    except Exception as exc:
+        from chunkstore.errors import CorruptionError
+
+        if isinstance(exc, CorruptionError):
+            raise exc.with_location(path, base) from None
+        raise
+
+
+def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats) -> Iterator:
+    meta = store.chunk_meta(ref)
+    reader = store.segment_reader(ref.segment)
+    stats.chunks += 1
+    blocks = []
+    for bm in meta.blocks:
+        if bm.max_ts < start or bm.min_ts >= end:
+            continue
+
+        def open_block(bm=bm):
+            stored = reader.read_block(ref.offset, bm)
+            stats.bytes_decompressed += bm.raw_len
+            stats.lines_scanned += bm.n_entries
+            return _scan_stored(stored, flt, start, end, forward, stats, reader.path,
+                                ref.offset + bm.offset)
+
+        blocks.append((bm.min_ts, bm.max_ts, open_block))
+    return lazy_merge(blocks, forward)
+
+
+def stream_source(store, chunks, head_snap, flt, start, end, forward, stats) -> Iterator:
+    """Entries ``(ts, line, metadata)`` of one stream in time order."""
+    sources = []
+    for ref in chunks:
+        sources.append((ref.min_ts, ref.max_ts,
+                        partial(_chunk_source, store, ref, flt, start, end, forward, stats)))
+    if head_snap is not None:
+        cut, raw, lo, hi = head_snap
+        for b in cut:
+            if b.max_ts < start or b.min_ts >= end:
+                continue
+
+            def open_cut(b=b):
+                stats.bytes_decompressed += b.raw_len
+                stats.lines_scanned += b.n_entries
+                return _scan_stored(b.stored, flt, start, end, forward, stats)
+
+            sources.append((b.min_ts, b.max_ts, open_cut))
+        if raw is not None and hi >= start and lo < end:
+            def open_raw(raw=raw):
+                stats.bytes_decompressed += len(raw)
+                return _kernels.scan.scan_raw(raw, flt, start, end, -1, not forward)
+
+            sources.append((lo, hi, open_raw))
+    return lazy_merge(sources, forward)
+
+
+# ---------------------------------------------------------------------------
+# log queries
+
+def select_entries(store, matchers, start: int, end: int, *, forward: bool, limit: int | None,
+                   flt=None, process=None, stats: QueryStats | None = None) -> Iterator[Entry]:
+    """Entries of the selected streams in ``[start, end)``, merged by time.
+
+    ``flt`` is a compiled scanner ``Filter`` applied inside blocks;
+    ``process(ts, line, metadata, stream_labels)`` (optional) runs the rest
+    of the pipeline and returns ``(line, labels)`` or ``None`` to drop.
+    """
+    stats = stats if stats is not None else QueryStats()
+    t0 = time.perf_counter()
+    flt = flt if flt is not None else _match_all()
+    snaps = snapshot_streams(store, matchers, start, end)
+    stats.streams = len(snaps)
+    store.last_query_stats = stats
+    gens = [_entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats)
+            for sid, labels, chunks, hs in snaps]
+    if not gens:
+        merged: Iterator = iter(())
+    elif len(gens) == 1:
+        merged = gens[0]
+    elif forward:
+        merged = heapq.merge(*gens, key=_entry_key)
+    else:
+        merged = heapq.merge(*gens, key=_entry_key, reverse=True)
+    if limit is not None:
+        merged = islice(merged, limit)
+    for e in merged:
+        stats.lines_returned += 1
+        yield e
+    stats.seconds = time.perf_counter() - t0
+
+
+def _entry_key(e: Entry):
+    return e.ts
+
+
+def _entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats):
+    src = stream_source(store, chunks, hs, flt, start, end, forward, stats)
+    if process is None:
+        for ts, line, meta in src:
+            stats.lines_matched += 1
+            if meta:
+                lbl = dict(labels)
+                for k, v in meta:
+                    lbl[k.decode() if isinstance(k, bytes) else k] = (
+                        v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+                yield Entry(ts, line, lbl, labels)
+            else:
+                yield Entry(ts, line, labels, labels)
+    else:
+        for ts, line, meta in src:
+            stats.lines_matched += 1
+            out = process(ts, line, meta, labels)
+            if out is not None:
+                yield Entry(ts, out[0], out[1], labels)
+
+
+def query(store, logql: str, start=None, end=None, *, limit: int | None = None,
+          direction: str = "backward") -> Iterator[Entry]:
+    """``store.query``: a LogQL log query as a lazy iterator of entries."""
+    from chunkstore.logql_plan import plan_log_query
+
+    if direction not in ("forward", "backward"):
+        raise ValueError(f"query: direction must be 'forward' or 'backward', got {direction!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"query: limit must be a non-negative int or None, got {limit!r}")
+    s, e = time_range(start, end)
+    plan = plan_log_query(logql)
+    return select_entries(store, plan.matchers, s, e, forward=direction == "forward",
+                          limit=limit, flt=plan.scan_filter, process=plan.process)
+
+
+# ---------------------------------------------------------------------------
+# metadata queries answered from the index
+
+def _all_streams_in_range(store, start: int, end: int, matchers=None):
+    with store._lock:
+        store._check_open()
+        if store.read_only:
+            from chunkstore.store_open import refresh
+
+            refresh(store)
+        index = store.index
+        sids = index.select(matchers) if matchers else list(index.streams)
+        out = []
+        for sid in sids:
+            e = index.streams[sid]
+            head = store.heads.get(sid)
+            lo, hi = e.min_ts, e.max_ts
+            if head is not None and not head.empty:
+                hl, hh = head.bounds()
+                lo, hi = min(lo, hl), max(hi, hh)
+            if lo > hi:
+                continue
+            if start == I64_MIN and end == I64_MAX:
+                out.append((sid, e, head))
+                continue
+            if hi < start or lo >= end:
+                continue
+            # precise: some chunk or the head overlaps
+            if e.chunks_overlapping(start, end) or (
+                head is not None and not head.empty and head.bounds()[1] >= start
+                and head.bounds()[0] < end
+            ):
+                out.append((sid, e, head))
+        return out
+
+
+def _selector_matchers(selector: str | None):
+    if selector is None:
+        return None
+    from chunkstore.logql_plan import parse_selector_matchers
+
+    return parse_selector_matchers(selector)
+
+
+def label_names(store, start=None, end=None) -> list[str]:
+    s, e = time_range(start, end)
+    names = set()
+    for _sid, entry, _h in _all_streams_in_range(store, s, e):
+        names.update(entry.labels)
+    return sorted(names)
+
+
+def label_values(store, name: str, start=None, end=None, query: str | None = None) -> list[str]:
+    s, e = time_range(start, end)
+    values = set()
+    for _sid, entry, _h in _all_streams_in_range(store, s, e, _selector_matchers(query)):
+        v = entry.labels.get(name)
+        if v is not None:
+            values.add(v)
+    return sorted(values)
+
+
+def series(store, selector: str, start=None, end=None) -> list[dict[str, str]]:
+    s, e = time_range(start, end)
+    matchers = _selector_matchers(selector)
+    if not matchers:
+        raise QueryError("series: a selector is required")
+    return [entry.labels.as_dict() for _sid, entry, _h in
+            sorted(_all_streams_in_range(store, s, e, matchers),
+                   key=lambda t: t[1].labels.pairs)]
+
+
+def stats(store, selector: str | None = None, start=None, end=None) -> Stats:
+    s, e = time_range(start, end)
+    out = Stats()
+    lo, hi = I64_MAX, I64_MIN
+    for _sid, entry, head in _all_streams_in_range(store, s, e, _selector_matchers(selector)):
+        out.streams += 1
+        for c in entry.chunks_overlapping(s, e):
+            out.chunks += 1
+            out.entries += c.n_entries
+            out.bytes_raw += c.text_bytes
+            out.bytes_stored += c.stored_bytes
+            lo, hi = min(lo, c.min_ts), max(hi, c.max_ts)
+        if head is not None and not head.empty:
+            n = head.n_entries()
+            out.head_entries += n
+            out.entries += n
+            b = head.builder.text_bytes + sum(x.text_len for x in head.cut)
+            out.head_bytes += b
+            out.bytes_raw += b
+            hl, hh = head.bounds()
+            lo, hi = min(lo, hl), max(hi, hh)
+    if lo <= hi:
+        out.min_ts, out.max_ts = lo, hi
+    return out

@@ -1,0 +1,627 @@
+"""The store: one directory, one writer, any number of readers.
+
+Layout of a store directory (details in ``docs/FORMAT.md``)::
+
+    LOCK                      flock'ed by the single writer
+    index.log                 streams and sealed chunks (chunkstore/index_log.py)
+    wal/00000001.wal ...      write-ahead log of unsealed entries (chunkstore/wal.py)
+    segments/DAY/NNNNNNNN.seg sealed chunks, one directory per UTC day of log time
+
+The write path lives here (append, push, sealing, WAL truncation); recovery
+is in ``store_open.py`` and the read path in ``querier.py``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from chunkstore import _kernels, wal_records
+from chunkstore.chunkfile import SegmentReader, SegmentWriter, encode_chunk
+from chunkstore.errors import (
+    ChunkstoreError,
+    EntryRejected,
+    LabelError,
+    LimitError,
+    ReadOnlyError,
+    StoreClosedError,
+    StoreLockedError,
+)
+from chunkstore.head import StreamHead
+from chunkstore.index import ChunkRef, MemIndex
+from chunkstore.index_log import CHUNK, STREAM, IndexLog
+from chunkstore.labels import Labels
+from chunkstore.options import StoreOptions
+from chunkstore.timeutil import I64_MIN, now_ns, to_ns
+
+__all__ = ["Store", "PushResult", "Stream", "open_store"]
+
+_DAY_NS = 86400 * 1_000_000_000
+
+
+@dataclass
+class PushResult:
+    """What :meth:`Store.push` did: entries stored, and each rejected one with why."""
+
+    accepted: int = 0
+    rejected: list = field(default_factory=list)  # (labels, ts, reason)
+
+
+class Stream:
+    """A handle on one stream: ``append`` skips label validation and lookup."""
+
+    __slots__ = ("_store", "_sid", "labels")
+
+    def __init__(self, store: Store, sid: int, labels: Labels):
+        self._store = store
+        self._sid = sid
+        self.labels = labels
+
+    def append(self, line, ts=None, metadata=None) -> None:
+        """Append one line; raises :class:`EntryRejected` if it is refused."""
+        self._store._append_sid(self._sid, line, ts, metadata)
+
+    def push(self, entries) -> PushResult:
+        """Append many ``(ts, line[, metadata])`` entries to this stream."""
+        return self._store._push_sid(self._sid, entries)
+
+
+def _day_dir(ts: int) -> str:
+    day = ts // _DAY_NS
+    try:
+        import datetime as _dt
+
+        return (_dt.date(1970, 1, 1) + _dt.timedelta(days=day)).isoformat()
+    except OverflowError:
+        return f"day{day:+d}"
+
+
+class Store:
+    """An open chunkstore directory.  Use :func:`chunkstore.open` to get one.
+
+    Thread-safe: appends are serialised by one lock; queries snapshot what
+    they need under that lock and read files without it, so they run
+    concurrently with appends and with each other.
+    """
+
+    def __init__(self, path: str, *, read_only: bool, options: StoreOptions):
+        self.path = os.path.abspath(path)
+        self.read_only = read_only
+        self.options = options
+        self._lock = threading.RLock()
+        self._closed = False
+        self._broken: BaseException | None = None
+        self.index = MemIndex(fingerprint_fn=options.fingerprint_fn)
+        self.heads: dict[int, StreamHead] = {}
+        self._label_cache: dict = {}
+        self._readers: dict[str, SegmentReader] = {}
+        self._chunk_meta_cache: dict[int, object] = {}
+        self._logged_streams: set[int] = set()  # streams with a STREAM record in index.log
+        self._segments: dict[str, SegmentWriter] = {}
+        self._segment_of_day: dict[str, str] = {}
+        self._wal_seg_max_lsn: dict[int, int] = {}
+        self._head_mem = 0
+        self._to_seal: set[int] = set()
+        self.next_stream_id = 1
+        self.next_chunk_id = 1
+        self.next_lsn = 1
+        self.replay_report = None
+        self.last_query_stats = None
+        self._lock_fd: int | None = None
+        self._wal = None
+        self._index_log: IndexLog | None = None
+        self._maint_thread: threading.Thread | None = None
+        self._maint_stop = threading.Event()
+        self._reader_signature = None
+        from chunkstore import store_open
+
+        store_open.open_into(self)
+
+    # ------------------------------------------------------------------
+    # lifecycle
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store {self.path}: used after close()")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(f"store {self.path}: opened read_only, cannot write")
+        if self._broken is not None:
+            raise ChunkstoreError(
+                f"store {self.path}: a previous write failed ({self._broken}); reopen the store"
+            )
+
+    def _acquire_lock(self) -> None:
+        os.makedirs(self.path, exist_ok=True)
+        fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreLockedError(
+                f"store {self.path}: another writer holds the lock (open it with read_only=True "
+                f"to read while it writes)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def flush(self) -> None:
+        """Make everything written so far durable (fsync the WAL) and visible to readers."""
+        with self._lock:
+            self._check_writable()
+            self._wal.sync()
+
+    def close(self) -> None:
+        """Seal every open chunk, sync, release the lock.  Idempotent."""
+        if self._closed:
+            return
+        self._maint_stop.set()
+        t = self._maint_thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if not self.read_only and self._broken is None:
+                    self._seal([h for h in self.heads.values() if not h.empty])
+                    self._truncate_wal()
+            finally:
+                self._closed = True
+                if self._wal is not None:
+                    try:
+                        self._wal.close()
+                    except OSError:
+                        pass
+                for seg in self._segments.values():
+                    try:
+                        seg.close()
+                    except OSError:
+                        pass
+                for r in self._readers.values():
+                    r.close()
+                if self._index_log is not None:
+                    self._index_log.close()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    def _crash_for_tests(self) -> None:
+        """Drop every file handle without sealing or syncing (simulates kill -9)."""
+        self._maint_stop.set()
+        with self._lock:
+            self._closed = True
+            if self._wal is not None:
+                self._wal._abandon() if hasattr(self._wal, "_abandon") else None
+            for r in self._readers.values():
+                r.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    # ------------------------------------------------------------------
+    # streams
+    def _resolve(self, labels) -> tuple[int, StreamHead, bytes | None]:
+        """Stream id and head for ``labels``, creating the stream if new.
+
+        Returns the framed WAL STREAM record to write when the stream is new.
+        The cache key is the caller's own item order, so the common case (a
+        collector reusing the same dict) costs one tuple and one dict lookup.
+        """
+        if isinstance(labels, Mapping) and not isinstance(labels, Labels):
+            try:
+                key = tuple(labels.items())
+                sid = self._label_cache.get(key)
+            except TypeError:
+                key, sid = None, None
+        elif isinstance(labels, Labels):
+            key, sid = labels.canonical, self._label_cache.get(labels.canonical)
+        else:
+            key, sid = None, None
+        if sid is not None:
+            return sid, self.heads[sid], None
+        lbls = Labels.from_input(labels, self.options.label_limits)
+        sid = self.index.find_stream(lbls)
+        record = None
+        if sid is None:
+            limit = self.options.max_streams
+            if limit and len(self.index.streams) >= limit:
+                raise LimitError(
+                    f"push: stream limit reached: the store has {len(self.index.streams)} "
+                    f"streams (max_streams={limit}); new stream {lbls} refused"
+                )
+            sid = self.next_stream_id
+            self.next_stream_id += 1
+            self.index.add_stream(sid, lbls)
+            record = wal_records.encode_stream(sid, lbls.fingerprint, lbls.canonical)
+        head = self.heads.get(sid)
+        if head is None:
+            head = self._new_head(sid)
+        if key is not None and len(self._label_cache) < 1_000_000:
+            self._label_cache[key] = sid
+        return sid, head, record
+
+    def _new_head(self, sid: int) -> StreamHead:
+        entry = self.index.streams[sid]
+        head = StreamHead(sid, entry.labels, entry.max_ts)
+        self.heads[sid] = head
+        return head
+
+    def stream(self, labels) -> Stream:
+        """A handle for repeated appends to one stream (validated once, here)."""
+        with self._lock:
+            self._check_writable()
+            sid, _head, record = self._resolve(labels)
+            if record is not None:
+                self._wal_write([record], [])
+            return Stream(self, sid, self.index.streams[sid].labels)
+
+    # ------------------------------------------------------------------
+    # write path
+    def append(self, labels, line, ts=None, metadata=None) -> None:
+        """Append one line to the stream named by ``labels``.
+
+        ``ts`` is int nanoseconds or a datetime (default: now).  Raises
+        :class:`LabelError` for invalid labels and :class:`EntryRejected` for
+        a refused entry (line too long, too far behind, bad timestamp).
+        """
+        with self._lock:
+            self._check_writable()
+            sid, head, record = self._resolve(labels)
+            self._append_one(sid, head, record, line, ts, metadata)
+
+    def _append_sid(self, sid: int, line, ts, metadata) -> None:
+        with self._lock:
+            self._check_writable()
+            head = self.heads.get(sid) or self._new_head(sid)
+            self._append_one(sid, head, None, line, ts, metadata)
+
+    def _append_one(self, sid, head, record, line, ts, metadata) -> None:
+        ts = now_ns() if ts is None else to_ns(ts)
+        entry = (ts, line) if metadata is None else (ts, line, metadata)
+        result = PushResult()
+        self._push_entries(sid, head, [entry], result, [record] if record else [])
+        if result.rejected:
+            reason = result.rejected[0][2]
+            raise EntryRejected(f"append: entry rejected: {reason}", reason=reason)
+
+    def push(self, streams: Iterable) -> PushResult:
+        """Append many entries to many streams; the fast path for collectors.
+
+        ``streams`` is an iterable of ``(labels, entries)``; entries are
+        ``(ts, line)`` or ``(ts, line, metadata)``.  Invalid entries (and every
+        entry of a stream with invalid labels) are listed in
+        ``result.rejected`` as ``(labels, ts, reason)``; all others are stored
+        and in the WAL before this returns.
+        """
+        result = PushResult()
+        with self._lock:
+            self._check_writable()
+            records: list[bytes] = []
+            touched: list[StreamHead] = []
+            for item in streams:
+                try:
+                    labels, entries = item
+                except (TypeError, ValueError):
+                    raise TypeError(
+                        f"push: expected (labels, entries) pairs, got {type(item).__name__}"
+                    ) from None
+                if not isinstance(entries, list):
+                    entries = list(entries)
+                try:
+                    sid, head, record = self._resolve(labels)
+                except (LabelError, LimitError) as exc:
+                    result.rejected.extend((labels, _entry_ts(e), str(exc)) for e in entries)
+                    continue
+                if record is not None:
+                    records.append(record)
+                self._extend(sid, head, entries, result, records, touched, labels)
+            self._wal_write(records, touched)
+        return result
+
+    def _push_sid(self, sid: int, entries) -> PushResult:
+        result = PushResult()
+        with self._lock:
+            self._check_writable()
+            head = self.heads.get(sid) or self._new_head(sid)
+            self._push_entries(sid, head, entries if isinstance(entries, list) else list(entries),
+                               result, [])
+        return result
+
+    def _push_entries(self, sid, head, entries, result, records) -> None:
+        touched: list[StreamHead] = []
+        self._extend(sid, head, entries, result, records, touched, head.labels)
+        self._wal_write(records, touched)
+
+    def _extend(self, sid, head, entries, result, records, touched, labels) -> None:
+        opts = self.options
+        floor = head.max_ts - opts.ooo_window_ns if head.max_ts != I64_MIN else I64_MIN
+        if floor < I64_MIN:
+            floor = I64_MIN
+        mem0 = head.memory_bytes()
+        n, rejects, raw = head.builder.extend(entries, opts.max_line_size or (1 << 62), floor)
+        if rejects:
+            retry = []
+            for idx, reason in rejects:
+                e = entries[idx]
+                ts = _entry_ts(e)
+                if reason == "invalid timestamp" and not isinstance(ts, int):
+                    try:
+                        retry.append((to_ns(ts),) + tuple(e[1:]))
+                        continue
+                    except (TypeError, ValueError) as exc:
+                        reason = f"invalid timestamp: {exc}"
+                result.rejected.append((labels, ts, reason))
+            if retry:
+                # Converted datetimes go through the same C path, once more.
+                if n:
+                    self._emit(head, sid, raw, records, touched)
+                n2, rej2, raw2 = head.builder.extend(retry, opts.max_line_size or (1 << 62), floor)
+                for idx, reason in rej2:
+                    result.rejected.append((labels, retry[idx][0], reason))
+                result.accepted += n
+                n, raw = n2, raw2
+        if n:
+            self._emit(head, sid, raw, records, touched)
+            result.accepted += n
+        self._head_mem += head.memory_bytes() - mem0
+
+    def _emit(self, head, sid, raw, records, touched) -> None:
+        lsn = self.next_lsn
+        self.next_lsn += 1
+        records.append(wal_records.encode_entries(lsn, sid, raw))
+        head.note_append(lsn)
+        touched.append(head)
+
+    def _wal_write(self, records: list[bytes], touched: list[StreamHead]) -> None:
+        if records:
+            try:
+                self._wal.write(records)
+            except BaseException as exc:
+                self._broken = exc
+                raise
+            self._wal_seg_max_lsn[self._wal.current_segment()] = self.next_lsn - 1
+        if touched:
+            self._after_append(touched)
+
+    def _after_append(self, touched: list[StreamHead]) -> None:
+        opts = self.options
+        codec = opts.codec_id
+        max_age = opts.chunk_max_age_ns
+        for head in touched:
+            if head.builder.size_bytes >= opts.block_size:
+                mem0 = head.memory_bytes()
+                head.cut_block(codec)
+                self._head_mem += head.memory_bytes() - mem0
+            if head.cut_stored_bytes >= opts.chunk_target_size or (
+                head.chunk_max_ts - head.chunk_min_ts > max_age
+            ):
+                self._to_seal.add(head.stream_id)
+        if opts.head_memory_budget and self._head_mem > opts.head_memory_budget:
+            # Seal the largest heads until well under budget (Loki's ingesters
+            # grow without bound here; we do not).
+            target = opts.head_memory_budget * 3 // 4
+            by_size = sorted(self.heads.values(), key=lambda h: h.memory_bytes(), reverse=True)
+            mem = self._head_mem
+            for h in by_size:
+                if mem <= target:
+                    break
+                if not h.empty:
+                    self._to_seal.add(h.stream_id)
+                    mem -= h.memory_bytes()
+        if self._to_seal:
+            heads = [self.heads[s] for s in self._to_seal if s in self.heads]
+            self._to_seal.clear()
+            self._seal(heads, release_memory=True)
+            self._truncate_wal()
+        elif opts.wal_max_bytes and self._wal.size_bytes() > opts.wal_max_bytes:
+            self._seal_oldest_wal_holders()
+
+    # ------------------------------------------------------------------
+    # sealing
+    def _segment_for(self, min_ts: int) -> tuple[str, SegmentWriter]:
+        day = _day_dir(min_ts)
+        name = self._segment_of_day.get(day)
+        seg = self._segments.get(name) if name else None
+        if seg is not None and seg.size >= self.options.segment_max_size:
+            seg.close()
+            del self._segments[name]
+            seg = None
+        if seg is None:
+            d = os.path.join(self.path, "segments", day)
+            os.makedirs(d, exist_ok=True)
+            existing = [f for f in os.listdir(d) if f.endswith(".seg")]
+            seq = 1 + max((int(f[:-4]) for f in existing if f[:-4].isdigit()), default=0)
+            name = f"segments/{day}/{seq:08d}.seg"
+            seg = SegmentWriter(os.path.join(self.path, name))
+            self._segments[name] = seg
+            self._segment_of_day[day] = name
+        return name, seg
+
+    def _seal(self, heads: list[StreamHead], *, release_memory: bool = False) -> list[ChunkRef]:
+        """Write the open chunk of each head to a segment and record it in the index log.
+
+        Order matters for crash safety: chunk bytes are fsynced before the
+        index record that points at them, and the index record is fsynced
+        before the WAL that still holds the entries may be truncated.
+        """
+        codec = self.options.codec_id
+        pending: list[ChunkRef] = []
+        touched_segments: dict[str, SegmentWriter] = {}
+        index_records: list[tuple[int, list]] = []
+        for head in heads:
+            if head.empty:
+                continue
+            mem0 = head.memory_bytes()
+            last_lsn = head.last_lsn
+            blocks = head.take_chunk(codec)
+            if release_memory:
+                head.builder = _kernels.block.BlockBuilder()
+            self._head_mem += head.memory_bytes() - mem0
+            chunk_bytes, meta = encode_chunk(
+                head.labels.fingerprint,
+                head.labels.canonical,
+                [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len) for b in blocks],
+            )
+            name, seg = self._segment_for(meta.min_ts)
+            offset = seg.append(chunk_bytes)
+            touched_segments[name] = seg
+            ref = ChunkRef(
+                chunk_id=self.next_chunk_id, stream_id=head.stream_id, segment=name,
+                offset=offset, length=len(chunk_bytes), min_ts=meta.min_ts, max_ts=meta.max_ts,
+                n_entries=meta.n_entries, text_bytes=meta.text_bytes,
+                stored_bytes=len(chunk_bytes), max_lsn=last_lsn,
+            )
+            self.next_chunk_id += 1
+            if head.stream_id not in self._logged_streams:
+                lbls = head.labels
+                index_records.append((STREAM, [head.stream_id, lbls.fingerprint, lbls.canonical]))
+                self._logged_streams.add(head.stream_id)
+            index_records.append((CHUNK, chunk_record(ref)))
+            pending.append(ref)
+        if not pending:
+            return []
+        try:
+            for seg in touched_segments.values():
+                seg.sync()
+            self._index_log.append(index_records, sync=True)
+        except BaseException as exc:
+            self._broken = exc
+            raise
+        for ref in pending:
+            self.index.add_chunk(ref)
+        return pending
+
+    def _truncate_wal(self) -> None:
+        """Remove WAL segments whose every entry is sealed."""
+        live = [h.first_lsn for h in self.heads.values() if h.first_lsn]
+        horizon = min(live) if live else self.next_lsn
+        current = self._wal.current_segment()
+        removable = [s for s, m in self._wal_seg_max_lsn.items() if m < horizon and s < current]
+        if not removable:
+            if not live and self._wal.size_bytes() > 0 and self._wal_seg_max_lsn.get(current):
+                # Everything is sealed: start a fresh segment so the old one can go.
+                self._wal.cut()
+                current = self._wal.current_segment()
+                removable = [s for s in self._wal_seg_max_lsn if s < current]
+            if not removable:
+                return
+        upto = max(removable) + 1
+        self._wal.remove_segments_before(upto)
+        for s in [s for s in self._wal_seg_max_lsn if s < upto]:
+            del self._wal_seg_max_lsn[s]
+
+    def _seal_oldest_wal_holders(self) -> None:
+        if not self._wal_seg_max_lsn:
+            return
+        oldest = min(self._wal_seg_max_lsn)
+        bound = self._wal_seg_max_lsn[oldest]
+        heads = [h for h in self.heads.values() if h.first_lsn and h.first_lsn <= bound]
+        if heads:
+            self._seal(heads, release_memory=True)
+        self._truncate_wal()
+
+    def _maintenance_loop(self) -> None:
+        interval = self.options.maintenance_interval
+        while not self._maint_stop.wait(interval):
+            try:
+                self.maintain()
+            except ChunkstoreError:
+                pass
+
+    def maintain(self, now: float | None = None) -> None:
+        """Seal idle chunks (and run due retention); the background thread calls this."""
+        with self._lock:
+            if self._closed or self.read_only or self._broken is not None:
+                return
+            t = time.monotonic() if now is None else now
+            idle = self.options.chunk_idle_period
+            heads = [h for h in self.heads.values()
+                     if not h.empty and t - h.last_append >= idle]
+            if heads:
+                self._seal(heads, release_memory=True)
+                self._truncate_wal()
+
+    # ------------------------------------------------------------------
+    # segment reading (shared by the querier, verify and compaction)
+    def segment_reader(self, name: str) -> SegmentReader:
+        r = self._readers.get(name)
+        if r is None:
+            with self._lock:
+                r = self._readers.get(name)
+                if r is None:
+                    r = SegmentReader(os.path.join(self.path, name))
+                    self._readers[name] = r
+        return r
+
+    def chunk_meta(self, ref: ChunkRef):
+        meta = self._chunk_meta_cache.get(ref.chunk_id)
+        if meta is None:
+            meta = self.segment_reader(ref.segment).read_chunk_meta(ref.offset, ref.length)
+            if len(self._chunk_meta_cache) > 100_000:
+                self._chunk_meta_cache.clear()
+            self._chunk_meta_cache[ref.chunk_id] = meta
+        return meta
+
+    # ------------------------------------------------------------------
+    # read path (see chunkstore/querier.py)
+    def query(self, logql: str, start=None, end=None, *, limit: int | None = None,
+              direction: str = "backward"):
+        """Entries matching a LogQL log query, merged across streams by time (lazy)."""
+        from chunkstore import querier
+
+        return querier.query(self, logql, start, end, limit=limit, direction=direction)
+
+    def labels(self, start=None, end=None) -> list[str]:
+        from chunkstore import querier
+
+        return querier.label_names(self, start, end)
+
+    def label_values(self, name: str, start=None, end=None, query: str | None = None) -> list[str]:
+        from chunkstore import querier
+
+        return querier.label_values(self, name, start, end, query)
+
+    def series(self, selector: str, start=None, end=None) -> list[dict[str, str]]:
+        from chunkstore import querier
+
+        return querier.series(self, selector, start, end)
+
+    def stats(self, selector: str | None = None, start=None, end=None):
+        from chunkstore import querier
+
+        return querier.stats(self, selector, start, end)
+
+
+def chunk_record(ref: ChunkRef) -> list:
+    return [ref.chunk_id, ref.stream_id, ref.segment, ref.offset, ref.length, ref.min_ts,
+            ref.max_ts, ref.n_entries, ref.text_bytes, ref.stored_bytes, ref.max_lsn]
+
+
+def chunk_from_record(v: list) -> ChunkRef:
+    return ChunkRef(*v[:11])
+
+
+def _entry_ts(e):
+    try:
+        return e[0]
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
+def open_store(path, *, read_only: bool = False, fsync: str = "batch", **options) -> Store:
+    """Open (creating unless ``read_only``) the store at ``path``; see ``chunkstore.open``."""
+    opts = StoreOptions.from_kwargs(fsync=fsync, **options)
+    return Store(os.fspath(path), read_only=read_only, options=opts)

@@ -1,0 +1,249 @@
+"""Opening a store: lock, load the index log, replay the WAL, clean up.
+
+Recovery never needs manual action: a torn index-log tail is cut at the last
+valid record, a torn WAL tail likewise (both logged and reported in
+``store.replay_report``), WAL entries already sealed into chunks are skipped
+by LSN, and segment files no live chunk points at (a crash between writing a
+chunk and recording it) are removed — their entries are still in the WAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from chunkstore import wal as wal_mod
+from chunkstore import wal_records
+from chunkstore.errors import ChunkstoreError, CorruptionError
+from chunkstore.head import StreamHead
+from chunkstore.index import MemIndex
+from chunkstore.index_log import CHUNK, DROP, STREAM, TOMBSTONE, TOMBSTONE_DONE, IndexLog, read_index_log
+from chunkstore.labels import Labels
+
+log = logging.getLogger("chunkstore.store")
+
+__all__ = ["open_into", "refresh", "OpenReport"]
+
+
+@dataclass
+class OpenReport:
+    """What recovery found: records replayed and every problem it repaired or skipped."""
+
+    index_records: int = 0
+    wal_records: int = 0
+    wal_entries_skipped: int = 0
+    problems: list = field(default_factory=list)
+    orphan_segments_removed: list = field(default_factory=list)
+
+
+def open_into(store) -> None:
+    path = store.path
+    index_path = os.path.join(path, "index.log")
+    if store.read_only:
+        if not os.path.exists(index_path):
+            raise FileNotFoundError(f"store {path}: no chunkstore here (missing index.log)")
+    else:
+        store._acquire_lock()
+        try:
+            os.makedirs(os.path.join(path, "wal"), exist_ok=True)
+            os.makedirs(os.path.join(path, "segments"), exist_ok=True)
+            if not os.path.exists(index_path):
+                IndexLog.create(index_path)
+        except BaseException:
+            os.close(store._lock_fd)
+            store._lock_fd = None
+            raise
+    try:
+        report = OpenReport()
+        _load(store, report)
+        store.replay_report = report
+        if not store.read_only:
+            _open_writer(store, report)
+    except BaseException:
+        if store._lock_fd is not None:
+            os.close(store._lock_fd)
+            store._lock_fd = None
+        raise
+
+
+def _signature(path: str):
+    try:
+        st = os.stat(os.path.join(path, "index.log"))
+        idx = (st.st_ino, st.st_size)
+    except FileNotFoundError:
+        idx = None
+    wal_dir = os.path.join(path, "wal")
+    try:
+        wal = tuple(sorted((n, os.stat(os.path.join(wal_dir, n)).st_size)
+                           for n in os.listdir(wal_dir) if n.endswith(".wal")))
+    except FileNotFoundError:
+        wal = ()
+    return idx, wal
+
+
+def _load(store, report: OpenReport) -> None:
+    """Rebuild the in-memory index and heads from index.log and the WAL."""
+    index = MemIndex(fingerprint_fn=store.options.fingerprint_fn)
+    heads: dict[int, StreamHead] = {}
+    signature = _signature(store.path)
+    index_path = os.path.join(store.path, "index.log")
+    records, end, problem = read_index_log(index_path)
+    if problem is not None:
+        report.problems.append(problem)
+        if store.read_only:
+            log.debug("index log tail not complete (writer active?): %s", problem)
+        else:
+            log.warning("index log: %s; cutting the tail", problem)
+    max_sid = 0
+    max_cid = 0
+    logged: set[int] = set()
+    tombstones: dict[int, list] = {}
+    from chunkstore.store import chunk_from_record
+
+    for r in records:
+        v = r.value
+        try:
+            if r.type == STREAM:
+                sid = v[0]
+                if sid not in index.streams:
+                    index.add_stream(sid, Labels.from_canonical(v[2]))
+                logged.add(sid)
+                max_sid = max(max_sid, sid)
+            elif r.type == CHUNK:
+                ref = chunk_from_record(v)
+                if ref.stream_id not in index.streams:
+                    raise ValueError(f"chunk {ref.chunk_id} names unknown stream {ref.stream_id}")
+                index.add_chunk(ref)
+                max_cid = max(max_cid, ref.chunk_id)
+            elif r.type == DROP:
+                for cid in v:
+                    index.remove_chunk(cid)
+            elif r.type == TOMBSTONE:
+                tombstones[v[0]] = v
+            elif r.type == TOMBSTONE_DONE:
+                for tid in v:
+                    tombstones.pop(tid, None)
+        except (ValueError, TypeError, IndexError) as exc:
+            report.problems.append(CorruptionError(f"index log: bad record: {exc}",
+                                                   index_path, r.offset))
+    report.index_records = len(records)
+    store._index_end = end
+    # WAL replay: entries whose LSN is at or below their stream's flushed LSN
+    # are already in sealed chunks.
+    wal_dir = os.path.join(store.path, "wal")
+    seg_max: dict[int, int] = {}
+    max_lsn = max((e.flushed_lsn for e in index.streams.values()), default=0)
+    replay = wal_mod.read_segments(wal_dir, repair=not store.read_only)
+    for seq, offset, rec in replay:
+        report.wal_records += 1
+        if isinstance(rec, wal_records.StreamRecord):
+            sid = rec.stream_id
+            if sid not in index.streams:
+                index.add_stream(sid, Labels.from_canonical(bytes(rec.labels)))
+            max_sid = max(max_sid, sid)
+        else:
+            sid, lsn = rec.stream_id, rec.lsn
+            seg_max[seq] = max(seg_max.get(seq, 0), lsn)
+            max_lsn = max(max_lsn, lsn)
+            entry = index.streams.get(sid)
+            if entry is None:
+                report.problems.append(CorruptionError(
+                    f"wal: entries for unknown stream {sid}", os.path.join(wal_dir, f"{seq:08d}.wal"),
+                    offset))
+                continue
+            if lsn <= entry.flushed_lsn:
+                report.wal_entries_skipped += 1
+                continue
+            head = heads.get(sid)
+            if head is None:
+                head = heads[sid] = StreamHead(sid, entry.labels, entry.max_ts)
+            try:
+                head.builder.extend_raw(bytes(rec.raw))
+            except CorruptionError as exc:
+                report.problems.append(exc.with_location(
+                    os.path.join(wal_dir, f"{seq:08d}.wal"), offset))
+                continue
+            head.note_append(lsn)
+    rep = getattr(replay, "report", None)
+    if rep is not None:
+        report.problems.extend(getattr(rep, "problems", []))
+    # Commit the rebuilt state to the store in one step (readers may refresh).
+    with store._lock:
+        store.index = index
+        store.heads = heads
+        store._label_cache = {}
+        store._chunk_meta_cache = {}
+        store._logged_streams = logged
+        store._wal_seg_max_lsn = seg_max
+        store._tombstone_records = tombstones
+        store.next_stream_id = max_sid + 1
+        store.next_chunk_id = max_cid + 1
+        store.next_lsn = max_lsn + 1
+        store._head_mem = sum(h.memory_bytes() for h in heads.values())
+        store._reader_signature = signature
+
+
+def _open_writer(store, report: OpenReport) -> None:
+    opts = store.options
+    ilog = IndexLog(os.path.join(store.path, "index.log"))
+    ilog.open_append(store._index_end)
+    store._index_log = ilog
+    _remove_orphans(store, report)
+    w = wal_mod.WALWriter(
+        os.path.join(store.path, "wal"), fsync=opts.fsync, segment_size=opts.wal_segment_size,
+        batch_interval=opts.sync_interval, batch_bytes=opts.sync_bytes,
+    )
+    w.open()
+    store._wal = w
+    # Cut oversized heads into blocks so the head holds compressed data.
+    for head in store.heads.values():
+        if head.builder.size_bytes >= opts.block_size:
+            head.cut_block(opts.codec_id)
+    store._head_mem = sum(h.memory_bytes() for h in store.heads.values())
+    if opts.maintenance_interval > 0:
+        t = threading.Thread(target=store._maintenance_loop, name="chunkstore-maintenance",
+                             daemon=True)
+        store._maint_thread = t
+        t.start()
+
+
+def _remove_orphans(store, report: OpenReport) -> None:
+    live = {ref.segment for ref in store.index.chunks.values()}
+    seg_root = os.path.join(store.path, "segments")
+    for day in sorted(os.listdir(seg_root)):
+        d = os.path.join(seg_root, day)
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            rel = f"segments/{day}/{name}"
+            if name.endswith(".tmp") or (name.endswith(".seg") and rel not in live):
+                os.unlink(os.path.join(d, name))
+                report.orphan_segments_removed.append(rel)
+        if not os.listdir(d):
+            os.rmdir(d)
+
+
+def refresh(store) -> bool:
+    """For read-only stores: reload when the writer has flushed anything new.
+
+    Returns True when the state was reloaded.  The reload is a fresh replay
+    of index.log and the WAL, swapped in atomically, so a concurrent query
+    keeps its consistent snapshot.
+    """
+    sig = _signature(store.path)
+    if sig == store._reader_signature:
+        return False
+    for _attempt in range(5):
+        report = OpenReport()
+        try:
+            _load(store, report)
+        except (FileNotFoundError, CorruptionError, ChunkstoreError):
+            # The writer removed a WAL segment or rewrote the index under us.
+            continue
+        if _signature(store.path) == store._reader_signature:
+            store.replay_report = report
+            return True
+    store.replay_report = report
+    return True
