@@ -350,3 +350,86 @@ def stats(store, selector: str | None = None, start=None, end=None) -> Stats:
     if lo <= hi:
         out.min_ts, out.max_ts = lo, hi
     return out
+
+
+# ---------------------------------------------------------------------------
+# context and tail
+
+def context(store, entry: Entry, before: int = 10, after: int = 10
+            ) -> tuple[list[Entry], list[Entry]]:
+    """Lines just before and after ``entry`` in its stream, each list oldest first.
+
+    Like ``grep -B/-A`` over the stream in time order.  Entries with the same
+    timestamp as ``entry`` are ordered by arrival; the entry itself is found
+    by its timestamp and exact bytes.
+    """
+    from chunkstore.matchers import Matcher
+
+    if before < 0 or after < 0:
+        raise ValueError("context: before and after must be >= 0")
+    stream = entry.stream
+    matchers = [Matcher(k, "=", v) for k, v in stream.items()]
+    # Entries at the same ts: find our position among them.
+    same = [e for e in select_entries(store, matchers, entry.ts, entry.ts + 1, forward=True,
+                                      limit=None) if dict(e.stream) == dict(stream)]
+    pos = next((i for i, e in enumerate(same) if e.raw == entry.raw), None)
+    if pos is None:
+        raise ValueError("context: entry not found in its stream")
+    older_same, newer_same = same[:pos], same[pos + 1:]
+    b: list[Entry] = []
+    if before:
+        need = before - len(older_same)
+        older = []
+        if need > 0:
+            older = [e for e in select_entries(store, matchers, I64_MIN, entry.ts, forward=False,
+                                               limit=None) if dict(e.stream) == dict(stream)]
+            older = older[:need][::-1]
+        b = (older + older_same)[-before:]
+    a: list[Entry] = []
+    if after:
+        need = after - len(newer_same)
+        newer = []
+        if need > 0 and entry.ts < I64_MAX:
+            newer = list(islice((e for e in select_entries(
+                store, matchers, entry.ts + 1, I64_MAX, forward=True, limit=None)
+                if dict(e.stream) == dict(stream)), need))
+        a = (newer_same + newer)[:after]
+    return b, a
+
+
+def tail(store, logql: str, *, start=None, poll_interval: float = 0.2, stop=None):
+    """Yield matching entries from ``start`` (default now), then new ones as they come.
+
+    New entries are found by re-querying the window since the newest entry
+    seen (the head and flushed data of a writer in another process are
+    visible through the read-only refresh).  Entries already yielded are not
+    repeated: at the boundary timestamp the entries seen are remembered.
+    ``stop`` is an optional ``threading.Event`` ending the iteration.
+    """
+    from chunkstore.logql_plan import plan_log_query
+    from chunkstore.timeutil import now_ns
+
+    plan = plan_log_query(logql)
+    cursor = now_ns() if start is None else to_ns(start, what="start")
+    seen_at_cursor: set = set()
+    while True:
+        fresh = []
+        for e in select_entries(store, plan.matchers, cursor, I64_MAX, forward=True, limit=None,
+                                flt=plan.scan_filter, process=plan.process):
+            key = (e.ts, e.raw, tuple(sorted(e.stream.items())))
+            if e.ts == cursor and key in seen_at_cursor:
+                continue
+            fresh.append((e, key))
+        for e, key in fresh:
+            if e.ts > cursor:
+                cursor = e.ts
+                seen_at_cursor = set()
+            seen_at_cursor.add(key)
+            yield e
+        if stop is not None and stop.is_set():
+            return
+        if stop is not None:
+            if stop.wait(poll_interval):
+                return
+        else:
+            time.sleep(poll_interval)

@@ -584,6 +584,37 @@ class Store:
 
         return querier.query(self, logql, start, end, limit=limit, direction=direction)
 
+    def query_range(self, logql: str, start, end, step) -> list:
+        """Evaluate a LogQL metric query at ``start, start+step, ... <= end``: ``list[Series]``."""
+        from chunkstore import metric_query
+
+        return metric_query.query_range(self, logql, start, end, step)
+
+    def query_instant(self, logql: str, time=None):
+        """Evaluate a LogQL metric query at one time: ``list[Sample]`` or a float (scalar)."""
+        from chunkstore import metric_query
+
+        return metric_query.query_instant(self, logql, time)
+
+    def context(self, entry, before: int = 10, after: int = 10):
+        """The ``before`` lines just before and ``after`` lines just after ``entry``
+        in the same stream, oldest first (like ``grep -B/-A``)."""
+        from chunkstore import querier
+
+        return querier.context(self, entry, before, after)
+
+    def tail(self, logql: str, *, start=None, poll_interval: float = 0.2, stop=None):
+        """Matching entries from ``start`` (default: now), then new ones as they arrive."""
+        from chunkstore import querier
+
+        return querier.tail(self, logql, start=start, poll_interval=poll_interval, stop=stop)
+
+    def verify(self):
+        """Check every checksum (index log, chunks, blocks, WAL); a ``VerifyReport``."""
+        from chunkstore.verify import verify_store
+
+        return verify_store(self)
+
     def labels(self, start=None, end=None) -> list[str]:
         from chunkstore import querier
 
