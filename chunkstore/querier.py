@@ -23,7 +23,8 @@ from chunkstore import _kernels
 from chunkstore.errors import QueryError
 from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
-from chunkstore.timeutil import I64_MAX, I64_MIN, to_ns
+from chunkstore.deletion import applicable
+from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
 
 __all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
            "time_range", "snapshot_streams"]
@@ -106,15 +107,26 @@ def snapshot_streams(store, matchers, start: int, end: int):
 
             refresh(store)
         index = store.index
+        policy = store.retention_policy
+        now = now_ns() if policy is not None else 0
         out = []
         for sid in index.select(matchers):
             entry = index.streams[sid]
-            chunks = entry.chunks_overlapping(start, end)
+            s = start
+            if policy is not None:
+                # expired entries are never returned, even before files go
+                cutoff = policy.cutoff_ns(entry.labels, now)
+                if cutoff is not None and cutoff > s:
+                    s = cutoff
+            if s >= end:
+                continue
+            chunks = entry.chunks_overlapping(s, end)
             head = store.heads.get(sid)
             hs = head.snapshot() if head is not None and not head.empty else None
             if not chunks and hs is None:
                 continue
-            out.append((sid, entry.labels, chunks, hs))
+            tombs = [t for t in applicable(store, entry.labels) if t.start < end and t.end > s]
+            out.append((sid, entry.labels, chunks, hs, s, tombs))
         return out
 
 
@@ -133,8 +145,13 @@ def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, pat
 
 
 def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats) -> Iterator:
-    meta = store.chunk_meta(ref)
-    reader = store.segment_reader(ref.segment)
+    try:
+        meta = store.chunk_meta(ref)
+        reader = store.segment_reader(ref.segment)
+    except FileNotFoundError:
+        if ref.chunk_id not in store.index.chunks:
+            return iter(())  # dropped by retention/compaction after our snapshot
+        raise
     stats.chunks += 1
     blocks = []
     for bm in meta.blocks:
@@ -196,8 +213,8 @@ def select_entries(store, matchers, start: int, end: int, *, forward: bool, limi
     snaps = snapshot_streams(store, matchers, start, end)
     stats.streams = len(snaps)
     store.last_query_stats = stats
-    gens = [_entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats)
-            for sid, labels, chunks, hs in snaps]
+    gens = [_entries_of(store, sid, labels, chunks, hs, flt, s, end, forward, process, stats, tombs)
+            for sid, labels, chunks, hs, s, tombs in snaps]
     if not gens:
         merged: Iterator = iter(())
     elif len(gens) == 1:
@@ -218,8 +235,12 @@ def _entry_key(e: Entry):
     return e.ts
 
 
-def _entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats):
+def _entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats,
+                tombs=()):
     src = stream_source(store, chunks, hs, flt, start, end, forward, stats)
+    if tombs:
+        src = ((ts, line, meta) for ts, line, meta in src
+               if not any(t.covers(ts, line, meta, labels) for t in tombs))
     if process is None:
         for ts, line, meta in src:
             stats.lines_matched += 1

@@ -117,6 +117,11 @@ class Store:
         self._maint_thread: threading.Thread | None = None
         self._maint_stop = threading.Event()
         self._reader_signature = None
+        self._tombstones: dict = {}
+        self._last_retention = 0.0
+        from chunkstore.retention import coerce_policy
+
+        self.retention_policy = coerce_policy(options.retention)
         from chunkstore import store_open
 
         store_open.open_into(self)
@@ -547,6 +552,10 @@ class Store:
             if self._closed or self.read_only or self._broken is not None:
                 return
             t = time.monotonic() if now is None else now
+            ri = self.options.retention_interval
+            if ri and self.retention_policy is not None and t - self._last_retention >= ri:
+                self._last_retention = t
+                self.apply_retention()
             idle = self.options.chunk_idle_period
             heads = [h for h in self.heads.values()
                      if not h.empty and t - h.last_append >= idle]
@@ -614,6 +623,30 @@ class Store:
         from chunkstore.verify import verify_store
 
         return verify_store(self)
+
+    # ------------------------------------------------------------------
+    # keeping the disk in bounds (retention.py, deletion.py, compaction.py)
+    def apply_retention(self, now=None, *, dry_run: bool = False):
+        """Expire whole chunks past their stream's retention; a ``RetentionReport``."""
+        from chunkstore.retention import apply_retention
+
+        return apply_retention(self, now, dry_run=dry_run)
+
+    def delete(self, logql: str, start=None, end=None):
+        """Delete entries matching a selector plus optional line filters in ``[start, end)``.
+
+        Effective for queries immediately (a durable tombstone); physically
+        removed by the next :meth:`compact`.  Returns a ``DeleteReport``.
+        """
+        from chunkstore.deletion import delete
+
+        return delete(self, logql, start, end)
+
+    def compact(self, *, codec: str = "lz4hc"):
+        """Merge small chunks, apply deletes, recompress; a ``CompactionReport``."""
+        from chunkstore.compaction import compact
+
+        return compact(self, codec=codec)
 
     def labels(self, start=None, end=None) -> list[str]:
         from chunkstore import querier

@@ -177,7 +177,7 @@ def _load(store, report: OpenReport) -> None:
         store._chunk_meta_cache = {}
         store._logged_streams = logged
         store._wal_seg_max_lsn = seg_max
-        store._tombstone_records = tombstones
+        store._tombstones = _compile_tombstones(tombstones, report, index_path)
         store.next_stream_id = max_sid + 1
         store.next_chunk_id = max_cid + 1
         store.next_lsn = max_lsn + 1
@@ -189,6 +189,7 @@ def _open_writer(store, report: OpenReport) -> None:
     opts = store.options
     ilog = IndexLog(os.path.join(store.path, "index.log"))
     ilog.open_append(store._index_end)
+    ilog.records_written = report.index_records
     store._index_log = ilog
     _remove_orphans(store, report)
     w = wal_mod.WALWriter(
@@ -247,3 +248,16 @@ def refresh(store) -> bool:
             return True
     store.replay_report = report
     return True
+
+
+def _compile_tombstones(records: dict, report: OpenReport, path: str) -> dict:
+    from chunkstore.deletion import compile_tombstone
+
+    out = {}
+    for tid, v in records.items():
+        try:
+            out[tid] = compile_tombstone(v)
+        except (ChunkstoreError, ValueError, TypeError) as exc:
+            report.problems.append(CorruptionError(f"index log: bad tombstone {tid}: {exc}",
+                                                   path, None))
+    return out

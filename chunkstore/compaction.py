@@ -1,0 +1,208 @@
+"""Compaction: merge small chunks, apply deletes, recompress cold data.
+
+For each stream, compaction rewrites the sealed chunks that need it — chunks
+smaller than half the target size, chunks a tombstone touches, chunks whose
+blocks are not in the target codec (default lz4-hc: slower to compress,
+smaller, and faster to decompress than lz4) — into full-size chunks:
+
+* a block no tombstone touches and already in the target codec is copied
+  verbatim (its checksum verified first);
+* any other block is decoded, stripped of deleted and expired entries, and
+  re-encoded in the target codec;
+* empty results are dropped.
+
+The switch is atomic: new chunks are written and fsynced into segment files
+first; then one index-log append holds the new CHUNK records, the DROP of the
+old chunks and the TOMBSTONE_DONE of fully applied deletes, fsynced; only then
+are dead segment files unlinked.  A crash before the append leaves the old
+state (the new chunk bytes are unreferenced garbage in a segment, removed
+with it); after it, the new state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chunkstore import _kernels
+from chunkstore.chunkfile import encode_chunk
+from chunkstore.index import ChunkRef
+from chunkstore.index_log import CHUNK, TOMBSTONE_DONE
+from chunkstore.options import _CODECS
+
+__all__ = ["CompactionReport", "compact"]
+
+
+@dataclass
+class CompactionReport:
+    """What one compaction did."""
+
+    streams: int = 0
+    chunks_before: int = 0
+    chunks_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    entries_removed: int = 0
+    blocks_copied: int = 0
+    blocks_reencoded: int = 0
+    tombstones_applied: int = 0
+    seconds: float = 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_before / 1e6 / self.seconds if self.seconds else 0.0
+
+
+def compact(store, *, codec: str = "lz4hc") -> CompactionReport:
+    from chunkstore.deletion import applicable
+    from chunkstore.retention import drop_chunks
+    from chunkstore.store import chunk_record
+    from chunkstore.timeutil import now_ns
+
+    if codec not in _CODECS:
+        raise ValueError(f"compact: unknown codec {codec!r} (one of {sorted(_CODECS)})")
+    codec_id = _CODECS[codec]
+    t0 = time.perf_counter()
+    rep = CompactionReport()
+    opts = store.options
+    with store._lock:
+        store._check_writable()
+        now = now_ns()
+        policy = store.retention_policy
+        new_refs: list[ChunkRef] = []
+        old_ids: list[int] = []
+        segments = {}
+        for sid, entry in list(store.index.streams.items()):
+            chunks = list(entry.chunks)
+            if not chunks:
+                continue
+            tombs = applicable(store, entry.labels)
+            cutoff = policy.cutoff_ns(entry.labels, now) if policy is not None else None
+            plan = []
+            dirty = False
+            n_small = 0
+            for ref in chunks:
+                meta = store.chunk_meta(ref)
+                touched = [t for t in tombs if t.start <= ref.max_ts and t.end > ref.min_ts]
+                expired = cutoff is not None and ref.min_ts < cutoff
+                recode = any(b.codec != codec_id for b in meta.blocks)
+                n_small += ref.stored_bytes < opts.chunk_target_size // 2
+                dirty = dirty or bool(touched) or expired or recode
+                plan.append((ref, meta, touched))
+            # one small chunk (a stream's tail) is fine; two or more are merged
+            if not dirty and n_small < 2:
+                continue
+            rep.streams += 1
+            out_blocks = []  # (stored, n, min_ts, max_ts, text_len)
+            for ref, meta, touched in plan:
+                rep.chunks_before += 1
+                rep.bytes_before += ref.stored_bytes
+                old_ids.append(ref.chunk_id)
+                reader = store.segment_reader(ref.segment)
+                for bm in meta.blocks:
+                    hit = [t for t in touched if t.start <= bm.max_ts and t.end > bm.min_ts]
+                    exp = cutoff is not None and bm.min_ts < cutoff
+                    if not hit and not exp and bm.codec == codec_id:
+                        stored = reader.read_block(ref.offset, bm, verify=True)
+                        out_blocks.append((stored, bm.n_entries, bm.min_ts, bm.max_ts,
+                                           bm.text_len))
+                        rep.blocks_copied += 1
+                        continue
+                    raw = reader.read_raw_block(ref.offset, bm)
+                    ts_list, lines, metas = _kernels.block.decode_entries(raw)
+                    keep_ts, keep_lines, keep_meta = [], [], []
+                    for ts, line, m in zip(ts_list, lines, metas):
+                        if exp and ts < cutoff:
+                            continue
+                        if any(t.covers(ts, line, m, entry.labels) for t in hit):
+                            continue
+                        keep_ts.append(ts)
+                        keep_lines.append(line)
+                        keep_meta.append(m)
+                    rep.entries_removed += len(ts_list) - len(keep_ts)
+                    rep.blocks_reencoded += 1
+                    if keep_ts:
+                        new_raw = _kernels.block.encode_entries(keep_ts, keep_lines, keep_meta)
+                        stored = _kernels.block.compress_block(new_raw, codec_id)
+                        out_blocks.append((stored, len(keep_ts), min(keep_ts), max(keep_ts),
+                                           sum(len(x) for x in keep_lines)))
+            # pack blocks into chunks of about the target size, in time order
+            out_blocks.sort(key=lambda b: (b[2], b[3]))
+            group: list = []
+            size = 0
+            groups = []
+            for b in out_blocks:
+                group.append(b)
+                size += len(b[0])
+                if size >= opts.chunk_target_size:
+                    groups.append(group)
+                    group, size = [], 0
+            if group:
+                groups.append(group)
+            max_lsn = max(ref.max_lsn for ref, _m, _t in plan)
+            for g in groups:
+                data, cmeta = encode_chunk(entry.labels.fingerprint, entry.labels.canonical, g)
+                name, seg = store._segment_for(cmeta.min_ts)
+                offset = seg.append(data)
+                segments[name] = seg
+                ref = ChunkRef(store.next_chunk_id, sid, name, offset, len(data), cmeta.min_ts,
+                               cmeta.max_ts, cmeta.n_entries, cmeta.text_bytes, len(data),
+                               max_lsn)
+                store.next_chunk_id += 1
+                new_refs.append(ref)
+                rep.chunks_after += 1
+                rep.bytes_after += len(data)
+        # tombstones fully applied: no head data they could still cover
+        done = []
+        for tid, t in list(store._tombstones.items()):
+            in_head = False
+            for h in store.heads.values():
+                if not h.empty and t.applies_to(h.labels):
+                    lo, hi = h.bounds()
+                    if t.start <= hi and t.end > lo:
+                        in_head = True
+                        break
+            if not in_head:
+                done.append(tid)
+        if not old_ids and not done:
+            rep.seconds = time.perf_counter() - t0
+            return rep
+        try:
+            for seg in segments.values():
+                seg.sync()
+        except BaseException as exc:
+            store._broken = exc
+            raise
+        records = [(CHUNK, chunk_record(r)) for r in new_refs]
+        if done:
+            records.append((TOMBSTONE_DONE, done))
+        for r in new_refs:
+            store.index.add_chunk(r)
+        drop_chunks(store, old_ids, extra_records=records)
+        for tid in done:
+            store._tombstones.pop(tid, None)
+        rep.tombstones_applied = len(done)
+        _maybe_rewrite_index(store)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _maybe_rewrite_index(store) -> None:
+    """Snapshot the index log when dead records outnumber live ones."""
+    from chunkstore.index_log import STREAM, TOMBSTONE
+    from chunkstore.store import chunk_record
+
+    live = len(store.index.chunks) + len(store.index.streams) + len(store._tombstones)
+    if store._index_log.records_written < 2 * live + 64:
+        return
+    records = []
+    for sid in sorted(store._logged_streams):
+        e = store.index.streams.get(sid)
+        if e is not None:
+            records.append((STREAM, [sid, e.labels.fingerprint, e.labels.canonical]))
+    for ref in sorted(store.index.chunks.values(), key=lambda c: c.chunk_id):
+        records.append((CHUNK, chunk_record(ref)))
+    for t in store._tombstones.values():
+        records.append((TOMBSTONE, [t.id, t.query, t.start, t.end, t.created]))
+    store._index_log.rewrite(records)
+    store._index_log.records_written = len(records)
