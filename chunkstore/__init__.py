@@ -19,6 +19,7 @@ from chunkstore.errors import (
 )
 from chunkstore.labels import Labels, fingerprint
 from chunkstore.options import StoreOptions
+from chunkstore.retention import RetentionPolicy
 from chunkstore.results import Entry, QueryStats, Sample, Series, Stats
 from chunkstore.store import PushResult, Store, Stream
 from chunkstore.store import open_store as open
@@ -38,6 +39,7 @@ __all__ = [
     "QueryError",
     "QueryStats",
     "ReadOnlyError",
+    "RetentionPolicy",
     "Sample",
     "Series",
     "Stats",
