@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from chunkstore.errors import QueryError
 from chunkstore.index_log import TOMBSTONE
-from chunkstore.timeutil import I64_MAX, I64_MIN
 
 __all__ = ["Tombstone", "DeleteReport", "delete", "compile_tombstone"]
 
@@ -111,8 +110,7 @@ def delete(store, query: str, start=None, end=None) -> DeleteReport:
         rep.chunks = len(drop)
         rep.bytes = sum(c.stored_bytes for c in drop)
         rep.tombstone_id = tid
-        record = (TOMBSTONE, [tid, query, s if s != I64_MIN else I64_MIN,
-                              e if e != I64_MAX else I64_MAX, tomb.created])
+        record = (TOMBSTONE, [tid, query, s, e, tomb.created])
         drop_chunks(store, [c.chunk_id for c in drop], extra_records=[record])
         store._tombstones[tid] = tomb
     return rep

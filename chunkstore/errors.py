@@ -18,6 +18,7 @@ __all__ = [
     "StoreLockedError",
     "StoreClosedError",
     "ReadOnlyError",
+    "QueryTimeoutError",
 ]
 
 
@@ -99,3 +100,7 @@ class StoreClosedError(ChunkstoreError):
 
 class ReadOnlyError(ChunkstoreError, PermissionError):
     """A write was attempted on a store opened with ``read_only=True``."""
+
+
+class QueryTimeoutError(ChunkstoreError, TimeoutError):
+    """A query ran longer than the store's ``query_timeout`` option."""

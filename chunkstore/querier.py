@@ -30,14 +30,14 @@ __all__ = ["query", "select_entries", "label_names", "label_values", "series", "
            "time_range", "snapshot_streams"]
 
 MATCH_ALL = None  # lazily built Filter([])
+END_UNBOUNDED = 1 << 63  # exclusive end past every int64 timestamp
 
 
 def time_range(start, end) -> tuple[int, int]:
     """``[start, end)`` in ns from user values (None = unbounded)."""
     s = I64_MIN if start is None else to_ns(start, what="start")
-    e = I64_MAX if end is None else to_ns(end, what="end")
-    if end is not None and e == I64_MAX:
-        pass
+    # end is exclusive: "unbounded" is 2**63 so an entry at the largest int64 is included
+    e = END_UNBOUNDED if end is None else to_ns(end, what="end")
     return s, e
 
 
@@ -132,6 +132,7 @@ def snapshot_streams(store, matchers, start: int, end: int):
 
 def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, path=None,
                  base=0) -> list:
+    stats.check_deadline()
     stats.blocks_read += 1
     stats.bytes_read += len(stored)
     try:
@@ -189,6 +190,7 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats) -> 
             sources.append((b.min_ts, b.max_ts, open_cut))
         if raw is not None and hi >= start and lo < end:
             def open_raw(raw=raw):
+                stats.check_deadline()
                 stats.bytes_decompressed += len(raw)
                 return _kernels.scan.scan_raw(raw, flt, start, end, -1, not forward)
 
@@ -209,6 +211,10 @@ def select_entries(store, matchers, start: int, end: int, *, forward: bool, limi
     """
     stats = stats if stats is not None else QueryStats()
     t0 = time.perf_counter()
+    timeout = store.options.query_timeout
+    if timeout and not stats.deadline:
+        stats.deadline = t0 + timeout
+        stats._timeout = timeout
     flt = flt if flt is not None else _match_all()
     snaps = snapshot_streams(store, matchers, start, end)
     stats.streams = len(snaps)
@@ -297,7 +303,7 @@ def _all_streams_in_range(store, start: int, end: int, matchers=None):
                 lo, hi = min(lo, hl), max(hi, hh)
             if lo > hi:
                 continue
-            if start == I64_MIN and end == I64_MAX:
+            if start == I64_MIN and end >= I64_MAX:
                 out.append((sid, e, head))
                 continue
             if hi < start or lo >= end:
@@ -412,7 +418,7 @@ def context(store, entry: Entry, before: int = 10, after: int = 10
         newer = []
         if need > 0 and entry.ts < I64_MAX:
             newer = list(islice((e for e in select_entries(
-                store, matchers, entry.ts + 1, I64_MAX, forward=True, limit=None)
+                store, matchers, entry.ts + 1, END_UNBOUNDED, forward=True, limit=None)
                 if dict(e.stream) == dict(stream)), need))
         a = (newer_same + newer)[:after]
     return b, a
@@ -435,7 +441,7 @@ def tail(store, logql: str, *, start=None, poll_interval: float = 0.2, stop=None
     seen_at_cursor: set = set()
     while True:
         fresh = []
-        for e in select_entries(store, plan.matchers, cursor, I64_MAX, forward=True, limit=None,
+        for e in select_entries(store, plan.matchers, cursor, END_UNBOUNDED, forward=True, limit=None,
                                 flt=plan.scan_filter, process=plan.process):
             key = (e.ts, e.raw, tuple(sorted(e.stream.items())))
             if e.ts == cursor and key in seen_at_cursor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import time
 from dataclasses import dataclass, field
 
 __all__ = ["Entry", "Series", "Sample", "Stats", "QueryStats"]
@@ -99,3 +100,19 @@ class QueryStats:
     lines_returned: int = 0
     seconds: float = 0.0
     fast_path: bool = False
+    #: perf_counter() deadline set from the store's query_timeout (0 = none)
+    deadline: float = 0.0
+
+    def check_deadline(self) -> None:
+        """Raise QueryTimeoutError once the deadline has passed (checked per block)."""
+        if self.deadline and time.perf_counter() > self.deadline:
+            from chunkstore.errors import QueryTimeoutError
+
+            raise QueryTimeoutError(
+                f"query: exceeded query_timeout after {self.seconds_so_far():.3f}s; "
+                f"narrow the time range or the selector, or raise query_timeout")
+
+    def seconds_so_far(self) -> float:
+        return time.perf_counter() - self.deadline + self._timeout
+
+    _timeout: float = 0.0
