@@ -1,0 +1,157 @@
+"""Evaluate a LogQL metric expression over a grid of steps, with Loki's semantics.
+
+The evaluator works on whole step grids rather than one step at a time: a
+node evaluates to either a :class:`Scalar` (LogQL's only scalars are number
+literals, so a scalar is one constant) or a *matrix*, a ``dict`` from a label
+key (the label set as a tuple of ``(name, value)`` pairs sorted by name) to a
+list holding one value per step, ``None`` where the series has no point.
+Range aggregations fill whole rows at once from the samples of the store
+(``evaluator_range``; counting queries over plain selectors come straight
+from the compressed blocks, ``evaluator_fast``); vector aggregations and
+binary operators (``evaluator_vector``, ``evaluator_binary``) combine rows
+step by step.  The grid is ``start, start+step, ... <= end``; an instant
+query is a grid of one step.
+
+Dict order carries meaning in one place only: Loki keeps the order of an
+instant result when the query contains ``sort``/``sort_desc`` and sorts
+series by labels otherwise (see :func:`is_sortable`), so vector operations
+keep their input order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chunkstore.errors import QueryError
+from chunkstore.logql import ast
+from chunkstore.results import QueryStats
+
+__all__ = [
+    "Scalar",
+    "StepGrid",
+    "EvalContext",
+    "evaluate",
+    "fold_constants",
+    "is_sortable",
+    "labels_key",
+    "ERROR_LABEL",
+]
+
+ERROR_LABEL = "__error__"
+
+
+class Scalar:
+    """A scalar operand: a number literal, the same at every step."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def __repr__(self) -> str:
+        return f"Scalar({self.value!r})"
+
+
+@dataclass(frozen=True)
+class StepGrid:
+    """The evaluation times: ``start, start+step, ... <= end`` (int ns).
+
+    An instant query is ``start == end`` with ``step`` 0: one step.
+    """
+
+    start: int
+    end: int
+    step: int
+    steps: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.step <= 0:
+            steps: tuple[int, ...] = (self.start,)
+        else:
+            steps = tuple(range(self.start, self.end + 1, self.step))
+        object.__setattr__(self, "steps", steps)
+
+    @property
+    def n(self) -> int:
+        return len(self.steps)
+
+    @property
+    def instant(self) -> bool:
+        return self.step <= 0
+
+
+@dataclass
+class EvalContext:
+    """What every node evaluation needs: the store, the grid, the statistics."""
+
+    store: object
+    grid: StepGrid
+    stats: QueryStats = field(default_factory=QueryStats)
+
+
+def labels_key(labels) -> tuple:
+    """The canonical key of a label mapping: ``(name, value)`` pairs sorted by name."""
+    return tuple(sorted(labels.items()))
+
+
+def evaluate(expr: ast.SampleExpr, ctx: EvalContext):
+    """Evaluate ``expr`` on ``ctx.grid``: a :class:`Scalar` or a matrix ``{key: [value|None]}``.
+
+    Raises :class:`QueryError` for what Loki rejects at evaluation time
+    (a series left with ``__error__``, vector matching conflicts, ...).
+    """
+    from chunkstore.logql import evaluator_binary, evaluator_range, evaluator_vector
+
+    if isinstance(expr, ast.NumberLiteral):
+        return Scalar(expr.value)
+    if isinstance(expr, ast.VectorExpr):
+        return {(): [float(expr.value)] * ctx.grid.n}
+    if isinstance(expr, ast.RangeAggregation):
+        return evaluator_range.eval_range_aggregation(expr, ctx)
+    if isinstance(expr, ast.VectorAggregation):
+        return evaluator_vector.eval_vector_aggregation(expr, ctx)
+    if isinstance(expr, ast.LabelReplace):
+        return evaluator_vector.eval_label_replace(expr, ctx)
+    if isinstance(expr, ast.BinaryOp):
+        return evaluator_binary.eval_binary(expr, ctx)
+    raise QueryError(f"query: cannot evaluate {type(expr).__name__} as a metric expression")
+
+
+def fold_constants(expr: ast.Expr) -> ast.Expr:
+    """Replace every operation on number literals by its value, as Loki's parser does.
+
+    ``1 + 1`` becomes ``2``; a comparison of two literals gives 0 or 1 (with
+    or without ``bool``); ``1 / 0`` is NaN (Loki's division).  Other nodes
+    are rebuilt only when something below them was folded.
+    """
+    from chunkstore.logql.evaluator_binary import scalar_binop
+
+    if isinstance(expr, ast.BinaryOp):
+        lhs = fold_constants(expr.lhs)
+        rhs = fold_constants(expr.rhs)
+        if isinstance(lhs, ast.NumberLiteral) and isinstance(rhs, ast.NumberLiteral):
+            return ast.NumberLiteral(scalar_binop(expr.op, lhs.value, rhs.value))
+        if lhs is expr.lhs and rhs is expr.rhs:
+            return expr
+        return ast.BinaryOp(expr.op, lhs, rhs, expr.return_bool, expr.matching)
+    if isinstance(expr, ast.VectorAggregation):
+        inner = fold_constants(expr.expr)
+        if inner is expr.expr:
+            return expr
+        return ast.VectorAggregation(expr.op, inner, expr.param, expr.grouping)
+    if isinstance(expr, ast.LabelReplace):
+        inner = fold_constants(expr.expr)
+        if inner is expr.expr:
+            return expr
+        return ast.LabelReplace(inner, expr.dst, expr.replacement, expr.src, expr.regex)
+    return expr
+
+
+def is_sortable(expr: ast.Expr) -> bool:
+    """Whether the result keeps its evaluation order (Loki's ``Sortable``).
+
+    True when a ``sort`` or ``sort_desc`` appears anywhere in the query;
+    otherwise instant results are sorted by labels.
+    """
+    return any(isinstance(node, ast.VectorAggregation) and node.op in ("sort", "sort_desc")
+               for node in ast.walk(expr))
