@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus as corpus_mod  # noqa: E402
 import harness  # noqa: E402
-from harness import fmt_bytes, fmt_rate, fmt_ratio  # noqa: E402
+from harness import fmt_bytes, fmt_ratio  # noqa: E402
 
 MIB = 1 << 20
 BATCH_ENTRIES = 1_000
@@ -74,7 +74,7 @@ def make_batches(corpus, batch_entries: int = BATCH_ENTRIES) -> list[list]:
             a = cursors[i]
             b = min(a + per, len(s.lines))
             cursors[i] = b
-            batch.append((s.labels, list(zip(s.ts[a:b], s.lines[a:b]))))
+            batch.append((s.labels, list(zip(s.ts[a:b], s.lines[a:b], strict=True))))
         batches.append(batch)
 
 
@@ -344,8 +344,17 @@ def main(argv: list[str] | None = None) -> int:
         rss_bytes = 5_000_000
     else:
         rss_bytes = int((args.rss_size or args.size) * 1e6)
+    # A directory of this run's own: a --smoke run (the test suite) may run alongside.
+    work = harness.work_dir(f"bench_ingest-{os.getpid()}")
+    try:
+        return measure(args, chunkstore, info, work, rss_bytes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
+    """Parts (a) to (d); returns the exit status."""
     repeat = args.repeat
-    work = harness.work_dir("bench_ingest")
     rows: list[dict] = []
     notes: list[str] = []
 

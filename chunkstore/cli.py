@@ -37,9 +37,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-__all__ = ["main", "build_parser", "CLIError", "open_store"]
+__all__ = ["main", "run_command", "build_parser", "CLIError", "open_store"]
 
 PROG = "chunkstore"
 
@@ -395,10 +394,21 @@ def report_query_error(exc, query: str | None, err) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
+    return run_command(argv, sys.stdout, sys.stderr)
+
+
+def run_command(argv: list[str] | None, out, err, **overrides) -> int:
+    """Parse ``argv`` and run the command writing to ``out``/``err``; the exit status.
+
+    ``overrides`` set extra attributes on the parsed arguments (the demo
+    uses this to cut long lines to the terminal width).  Usage errors exit
+    through argparse (``SystemExit(2)``), as from the shell.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    for k, v in overrides.items():
+        setattr(args, k, v)
     debug = getattr(args, "debug", False) or bool(os.environ.get("CHUNKSTORE_DEBUG"))
-    out, err = sys.stdout, sys.stderr
     from chunkstore.errors import ChunkstoreError, CorruptionError, QueryError
 
     try:
@@ -418,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (| head): stop quietly, like grep.
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, out.fileno())
         except (OSError, ValueError):
             pass
         return 141
@@ -435,10 +445,12 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{exc.filename}: {msg}"
         err.write(f"{PROG}: error: {msg}\n")
         return 1
-
-
-def now_ns() -> int:
-    return time.time_ns()
+    except Exception as exc:  # a bug: still one line, and the way to the traceback
+        if debug:
+            raise
+        err.write(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for "
+                  f"the traceback, and please report it)\n")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

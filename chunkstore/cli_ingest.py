@@ -185,7 +185,8 @@ def cmd_ingest(args, out, err) -> int:
     try:
         for path in files:
             src, raw, size, label = _open_input(path)
-            progress = r.Progress(label, size, err, enabled=not args.no_progress and raw is not None)
+            progress = r.Progress(label, size, err,
+                                  enabled=not args.no_progress and raw is not None)
             try:
                 if args.json:
                     _ingest_json(src, path, extra, batcher, stats)
@@ -201,9 +202,10 @@ def cmd_ingest(args, out, err) -> int:
     elapsed = time.monotonic() - t0
     n_rej = sum(batcher.rejected.values())
     rate = batcher.accepted / elapsed if elapsed > 0 else 0
+    speed = f" ({r.format_count(int(rate))} lines/s)" if elapsed >= 0.5 else ""
     err.write(f"ingested {r.format_count(batcher.accepted)} lines into {args.store} "
               f"({len(batcher.streams)} stream{'s' if len(batcher.streams) != 1 else ''}) in "
-              f"{elapsed:.2f} s ({r.format_count(int(rate))} lines/s)\n")
+              f"{elapsed:.2f} s{speed}\n")
     if stats["fudged"]:
         err.write(f"{r.format_count(stats['fudged'])} lines without a readable timestamp took "
                   f"the previous line's time\n")

@@ -9,6 +9,7 @@ their reports field by field, so they keep working as the reports grow.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from datetime import datetime, timezone
@@ -84,7 +85,7 @@ def _inspect_segment(args, out) -> int:
                          _ratio(b["raw_bytes"], b["stored_bytes"]),
                          ok])
         _indent_table(["BLOCK", "OFFSET", "CODEC", "ENTRIES", "FROM", "TO", "RAW", "STORED",
-                       "RATIO", "CRC"], rows, out, color)
+                       "RATIO", "CRC"], rows, out, "rrlrllrrrl")
     if d["errors"]:
         out.write("\n" + pal("problems:", "bold_red") + "\n")
         for e in d["errors"]:
@@ -93,11 +94,10 @@ def _inspect_segment(args, out) -> int:
     return 0
 
 
-def _indent_table(headers, rows, out, color: bool) -> None:
-    import io
-
+def _indent_table(headers, rows, out, align: str) -> None:
+    """A plain table indented under its heading (rich's boxes would not nest)."""
     buf = io.StringIO()
-    r.print_table(headers, rows, buf, align="rrlrllrrrl", color=False)
+    r.print_table(headers, rows, buf, align=align)
     for line in buf.getvalue().splitlines():
         out.write("  " + line + "\n")
 
@@ -188,7 +188,8 @@ def _inspect_store(args, out) -> int:
               f"{_ratio(tot['text_bytes'], tot['stored_bytes'])}\n")
     if tot["min_ts"] is not None:
         out.write(f"time: {r.format_ns(tot['min_ts'])} .. {r.format_ns(tot['max_ts'])}\n")
-    out.write(f"files: {seg_n} segment files ({r.format_bytes(seg_size)}), {wal_n} WAL files "
+    out.write(f"files: {seg_n} segment file{'s' * (seg_n != 1)} ({r.format_bytes(seg_size)}), "
+              f"{wal_n} WAL file{'s' * (wal_n != 1)} "
               f"({r.format_bytes(wal_size)}), index.log ({r.format_bytes(idx_size)})\n\n")
     rows = [[r.format_labels(s["labels"]), len(s["chunks"]), r.format_count(s["entries"]),
              r.format_count(s["head_entries"]), r.format_bytes(s["text_bytes"]),
@@ -206,13 +207,8 @@ def _inspect_store(args, out) -> int:
                      r.format_ns(c["min_ts"]), r.format_ns(c["max_ts"]),
                      r.format_bytes(c["text_bytes"]), r.format_bytes(c["stored_bytes"]),
                      _ratio(c["text_bytes"], c["stored_bytes"])] for c in s["chunks"]]
-            import io
-
-            buf = io.StringIO()
-            r.print_table(["SEGMENT", "OFFSET", "ENTRIES", "FROM", "TO", "LINES", "STORED",
-                           "RATIO"], crow, buf, align="lrrllrrr")
-            for line in buf.getvalue().splitlines():
-                out.write("  " + line + "\n")
+            _indent_table(["SEGMENT", "OFFSET", "ENTRIES", "FROM", "TO", "LINES", "STORED",
+                           "RATIO"], crow, out, "lrrllrrr")
     return 0
 
 
@@ -268,7 +264,9 @@ def print_report(name: str, report, out) -> None:
     out.write(f"{name}:\n")
     w = max((len(k) for k, _ in items), default=0)
     for k, v in items:
-        if isinstance(v, (list, tuple)) and v:
+        if isinstance(v, (list, tuple)) and not v:
+            out.write(f"  {k.ljust(w)}  -\n")
+        elif isinstance(v, (list, tuple)):
             out.write(f"  {k.ljust(w)}  {len(v)}\n")
             for x in v[:50]:
                 out.write(f"    {x}\n")
@@ -279,6 +277,8 @@ def print_report(name: str, report, out) -> None:
                 v = f"{r.format_count(v)} ({r.format_bytes(v)})"
             elif isinstance(v, int) and not isinstance(v, bool):
                 v = r.format_count(v)
+            elif isinstance(v, float):
+                v = f"{v:.3f}" if k.endswith("seconds") else f"{v:.4g}"
             out.write(f"  {k.ljust(w)}  {v}\n")
 
 

@@ -26,8 +26,15 @@ _NICE_STEPS = [x * 1_000_000 for x in (1, 2, 5, 10, 20, 50, 100, 200, 500)] + [
                       91 * 86400, 365 * 86400)]
 
 
-def nice_step(span_ns: float) -> int:
-    """The smallest round step (1s, 5m, 1h, ...) at least ``span_ns``."""
+def nice_step(span_ns: float, *, nearest: bool = False) -> int:
+    """A round step (1s, 5m, 1h, ...): the smallest at least ``span_ns``, or the nearest one.
+
+    Histograms need the ceiling (the buckets must fit the width); a metric
+    query's default step takes the nearest (range/60 over an hour is 1m).
+    """
+    if nearest:
+        target = max(span_ns, 1.0)
+        return min(_NICE_STEPS, key=lambda s: abs(math.log(s / target)))
     for s in _NICE_STEPS:
         if s >= span_ns:
             return s
@@ -62,7 +69,7 @@ def line_needles(expr) -> list[str]:
         if isinstance(stage, (ast.LineFormat, ast.Decolorize, ast.UnpackParser)):
             break
         if isinstance(stage, ast.LineFilter) and stage.op == "|=":
-            needles.extend(v for v, ip in zip(stage.values, stage.ips) if not ip)
+            needles.extend(v for v, ip in zip(stage.values, stage.ips, strict=True) if not ip)
     return needles
 
 
@@ -72,7 +79,8 @@ def line_needles(expr) -> list[str]:
 class EntryWriter:
     """Writes entries in one output format; ``context`` mode marks matches and separators.
 
-    ``text``: ``TIME {stream labels} line``, coloured by level with the
+    ``text``: ``TIME {stream labels} line`` (RFC 3339 in UTC with
+    milliseconds; jsonl has the exact nanoseconds), coloured by level with the
     ``|=`` needles highlighted when colour is on.  In context mode match
     lines start with ``> `` and context lines with two spaces, and groups are
     separated by ``--`` as in ``grep -C``.  ``jsonl``: one object per entry
@@ -110,11 +118,15 @@ class EntryWriter:
             return
         pal = self.pal
         line = e.line
-        if self.width is not None and len(line) > self.width:
-            line = line[: self.width - 1] + "…"
-        head = pal(r.format_ns(e.ts), "grey")
-        if not self.no_labels:
-            head += " " + pal(r.format_labels(e.stream), "cyan")
+        ts_text = r.format_ts_ms(e.ts)
+        lbl_text = "" if self.no_labels else r.format_labels(e.stream)
+        if self.width is not None:
+            avail = max(20, self.width - len(ts_text) - len(lbl_text) - 2 - 2 * self.context)
+            if len(line) > avail:
+                line = line[: avail - 1] + "…"
+        head = pal(ts_text, "grey")
+        if lbl_text:
+            head += " " + pal(lbl_text, "cyan")
         if pal.enabled:
             if match:
                 line = r.highlight(line, self.needles, pal, r.level_style(line))
@@ -159,9 +171,11 @@ def _write_with_context(store, entries, n: int, writer: EntryWriter) -> None:
             # Same stream and overlapping: merge in time order (old group first
             # when it is older, as with --forward; new first otherwise).
             if items[0][0].ts >= group[0][0].ts:
-                merged = group + [it for it, k in zip(items, keys) if k not in group_keys]
+                fresh = [it for it, k in zip(items, keys, strict=True) if k not in group_keys]
+                merged = group + fresh
             else:
-                merged = [it for it, k in zip(items, keys) if k not in group_keys] + group
+                fresh = [it for it, k in zip(items, keys, strict=True) if k not in group_keys]
+                merged = fresh + group
             group = [(x, m or _key(x) in match_keys) for x, m in merged]
             group_keys.update(keys)
             continue
@@ -190,29 +204,39 @@ def cmd_query(args, out, err) -> int:
     store = open_store(args.store)
     try:
         if logql.is_metric(expr):
-            return _metric_query(store, args, start, end, out, err)
+            if args.context or args.volume:
+                raise CLIError("--context and --volume apply to log queries, not to a metric "
+                               "query", 2)
+            status = _metric_query(store, args, start, end, out, err)
+            if args.stats:
+                _print_stats(getattr(store, "last_query_stats", None), err)
+            return status
         color = r.use_color(args.color, out) and args.output == "text"
         if args.volume:
             vol_out = out if args.output == "text" else err
             _print_volume(store, args.query, expr, start, end, args, vol_out,
                           r.use_color(args.color, vol_out))
         writer = EntryWriter(out, args.output, color=color, needles=line_needles(expr),
-                             no_labels=args.no_labels, context=args.context > 0)
+                             no_labels=args.no_labels, context=args.context > 0,
+                             width=getattr(args, "truncate", None))
         limit = args.limit or None
         entries = store.query(args.query, start, end, limit=limit,
                               direction="forward" if args.forward else "backward")
         t0 = time.perf_counter()
         if args.context:
-            _write_with_context(store, list(entries), args.context, writer)
-            # context() ran queries of its own: report the main query's cost
+            matches = list(entries)
+            stats = store.last_query_stats  # context() runs queries of its own
+            _write_with_context(store, matches, args.context, writer)
         else:
             for e in entries:
                 writer.write(e)
+            stats = store.last_query_stats
         writer.flush()
         elapsed = time.perf_counter() - t0
         if args.stats:
-            _print_stats(store.last_query_stats, err, elapsed)
-        if limit and writer.count >= limit and r.is_tty(err) and args.output == "text":
+            _print_stats(stats, err, elapsed)
+        if (limit and writer.count >= limit and r.is_tty(err) and args.output == "text"
+                and not getattr(args, "quiet_hints", False)):
             err.write(r.Palette(r.use_color(args.color, err))(
                 f"(showing the {'oldest' if args.forward else 'newest'} {limit} lines; "
                 f"--limit 0 for all)", "grey") + "\n")
@@ -287,10 +311,12 @@ def _print_volume(store, query, expr, start, end, args, out, color: bool) -> Non
     out.write(pal(f"log volume: {r.format_count(total)} lines, {r.format_ts_short(b0)} .. "
                   f"{r.format_ts_short(b0 + n * step)}, {r.format_duration_ns(step)} buckets",
                   "bold") + "\n")
-    rows = r.bar_chart(counts, height=5, ascii_only=ascii_only)
+    rows = r.bar_chart(counts, height=max(1, min(5, top)), ascii_only=ascii_only)
     label_w = max(len(r.format_count(top)), 1)
     for i, row in enumerate(rows):
         label = r.format_count(top) if i == 0 else ("0" if i == len(rows) - 1 else "")
+        if len(rows) == 1:
+            label = r.format_count(top)
         out.write(f"{label.rjust(label_w)} {'|' if ascii_only else '│'}{pal(row, 'green')}\n")
     left = r.format_ts_short(b0)
     right = r.format_ts_short(b0 + n * step)
@@ -301,12 +327,14 @@ def _print_volume(store, query, expr, start, end, args, out, color: bool) -> Non
 # ---------------------------------------------------------------------------
 # metric queries
 
-def _fmt_value(v: float) -> str:
+def _fmt_value(v: float, digits: int = 6) -> str:
     if v != v:
         return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
-    return f"{v:.6g}"
+    return f"{v:.{digits}g}"
 
 
 def _metric_query(store, args, start, end, out, err) -> int:
@@ -347,7 +375,7 @@ def _metric_query(store, args, start, end, out, err) -> int:
             err.write("no data in range\n")
         return 0
     lo, hi = span
-    step = args.step or nice_step((hi - lo) / 60)
+    step = args.step or nice_step((hi - lo) / 60, nearest=True)
     lo = lo - lo % step
     if hi % step:
         hi = hi - hi % step + step
@@ -380,7 +408,7 @@ def _metric_query(store, args, start, end, out, err) -> int:
         vals = [v for _t, v in s.points if v == v]
         row = [r.format_labels(s.labels), len(s.points),
                _fmt_value(min(vals)) if vals else "", _fmt_value(max(vals)) if vals else "",
-               _fmt_value(sum(vals) / len(vals)) if vals else "",
+               _fmt_value(sum(vals) / len(vals), 4) if vals else "",
                _fmt_value(s.points[-1][1]) if s.points else ""]
         if tty:
             row.append(_dense_sparkline(s.points, lo, step, n_points, ascii_only))

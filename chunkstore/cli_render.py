@@ -32,7 +32,8 @@ from chunkstore.timeutil import I64_MAX, I64_MIN, format_ns
 
 __all__ = [
     "TimeParseError", "parse_time", "parse_duration", "parse_timestamp_text", "number_to_ns",
-    "format_ns", "format_ts_short", "format_duration_ns", "format_bytes", "format_count",
+    "format_ns", "format_ts_short", "format_ts_ms", "format_duration_ns", "format_bytes",
+    "format_count",
     "format_labels", "Palette", "use_color", "is_tty", "have_rich", "print_table",
     "sparkline", "bar_chart", "Progress", "term_width",
 ]
@@ -148,7 +149,8 @@ def parse_time(text: str, now_ns: int | None = None) -> int:
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-_SYSLOG = re.compile(r"(?P<mon>[A-Za-z]{3})\s+(?P<d>\d{1,2})\s+(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
+_SYSLOG = re.compile(r"(?P<mon>[A-Za-z]{3})\s+(?P<d>\d{1,2})\s+"
+                     r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
                      r"(?:\.(?P<frac>\d{1,9}))?(?:\s+(?P<y>\d{4}))?")
 _APACHE = re.compile(r"\[?(?P<d>\d{2})/(?P<mon>[A-Za-z]{3})/(?P<y>\d{4}):(?P<h>\d{2}):(?P<m>\d{2})"
                      r":(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?(?:\s+(?P<tz>[+-]\d{4}))?\]?")
@@ -259,6 +261,15 @@ def format_ts_short(ts: int) -> str:
         return datetime.fromtimestamp(ts // _NS, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, ValueError, OSError):
         return str(ts)
+
+
+def format_ts_ms(ts: int) -> str:
+    """``2024-01-01T10:00:00.123Z`` (milliseconds, UTC): the text output's timestamps."""
+    try:
+        dt = datetime.fromtimestamp(ts // _NS, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return str(ts)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts % _NS // 1_000_000:03d}Z"
 
 
 def format_duration_ns(ns: int) -> str:
@@ -419,7 +430,7 @@ def print_table(headers: list[str], rows: list[list], out, *, align: str | None 
 
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left",
                       header_style="bold", pad_edge=False)
-        for h, a in zip(headers, align):
+        for h, a in zip(headers, align, strict=True):
             table.add_column(h, justify="right" if a == "r" else "left", overflow="fold")
         for r in cells:
             table.add_row(*r)
@@ -553,8 +564,8 @@ class Progress:
         self.active = enabled and is_tty(self.stream)
         if self.active and have_rich():
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress as RP, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RP
 
             self._rich = RP(
                 TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
@@ -580,7 +591,8 @@ class Progress:
         else:
             pct = f"{done_bytes * 100 // self.total:3d}%  " if self.total else ""
             self.stream.write(f"\r{self.label}  {pct}{format_bytes(done_bytes)}  "
-                              f"{format_count(lines)} lines  {format_count(int(rate))} lines/s ")
+                              f"{format_count(lines)} lines  {format_count(int(rate))} lines/s"
+                              f"\x1b[K")
             self.stream.flush()
 
     def close(self) -> None:
@@ -589,6 +601,6 @@ class Progress:
         if self._rich is not None:
             self._rich.stop()
         else:
-            self.stream.write("\r" + " " * 78 + "\r")
+            self.stream.write("\r\x1b[K")
             self.stream.flush()
         self.active = False

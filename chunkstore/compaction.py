@@ -11,6 +11,14 @@ smaller, and faster to decompress than lz4) — into full-size chunks:
   re-encoded in the target codec;
 * empty results are dropped.
 
+Compaction also reclaims space: a segment file whose dead bytes (chunks
+dropped by retention, deletes or an earlier compaction) reach a quarter of
+its chunk bytes has every stream with a chunk in it rewritten, so the file
+dies whole.  New chunks go to segment files of their own, never to one that
+holds chunks being replaced, so every replaced segment can be unlinked (a
+segment shared with live chunks keeps its dead bytes until the next pass
+finds it over the threshold: at most 4/3 of the live bytes per file).
+
 The switch is atomic: new chunks are written and fsynced into segment files
 first; then one index-log append holds the new CHUNK records, the DROP of the
 old chunks and the TOMBSTONE_DONE of fully applied deletes, fsynced; only then
@@ -21,11 +29,13 @@ with it); after it, the new state.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 from chunkstore import _kernels
-from chunkstore.chunkfile import encode_chunk
+from chunkstore.chunkfile import SegmentWriter, encode_chunk
+from chunkstore.chunkfile_format import SEGMENT_HEADER_LEN
 from chunkstore.index import ChunkRef
 from chunkstore.index_log import CHUNK, TOMBSTONE_DONE
 from chunkstore.options import _CODECS
@@ -64,94 +74,21 @@ def compact(store, *, codec: str = "lz4hc") -> CompactionReport:
     codec_id = _CODECS[codec]
     t0 = time.perf_counter()
     rep = CompactionReport()
-    opts = store.options
     with store._lock:
         store._check_writable()
         now = now_ns()
         policy = store.retention_policy
         new_refs: list[ChunkRef] = []
         old_ids: list[int] = []
-        segments = {}
-        for sid, entry in list(store.index.streams.items()):
-            chunks = list(entry.chunks)
-            if not chunks:
-                continue
-            tombs = applicable(store, entry.labels)
-            cutoff = policy.cutoff_ns(entry.labels, now) if policy is not None else None
-            plan = []
-            dirty = False
-            n_small = 0
-            for ref in chunks:
-                meta = store.chunk_meta(ref)
-                touched = [t for t in tombs if t.start <= ref.max_ts and t.end > ref.min_ts]
-                expired = cutoff is not None and ref.min_ts < cutoff
-                recode = any(b.codec != codec_id for b in meta.blocks)
-                n_small += ref.stored_bytes < opts.chunk_target_size // 2
-                dirty = dirty or bool(touched) or expired or recode
-                plan.append((ref, meta, touched))
-            # one small chunk (a stream's tail) is fine; two or more are merged
-            if not dirty and n_small < 2:
-                continue
-            rep.streams += 1
-            out_blocks = []  # (stored, n, min_ts, max_ts, text_len)
-            for ref, meta, touched in plan:
-                rep.chunks_before += 1
-                rep.bytes_before += ref.stored_bytes
-                old_ids.append(ref.chunk_id)
-                reader = store.segment_reader(ref.segment)
-                for bm in meta.blocks:
-                    hit = [t for t in touched if t.start <= bm.max_ts and t.end > bm.min_ts]
-                    exp = cutoff is not None and bm.min_ts < cutoff
-                    if not hit and not exp and bm.codec == codec_id:
-                        stored = reader.read_block(ref.offset, bm, verify=True)
-                        out_blocks.append((stored, bm.n_entries, bm.min_ts, bm.max_ts,
-                                           bm.text_len))
-                        rep.blocks_copied += 1
-                        continue
-                    raw = reader.read_raw_block(ref.offset, bm)
-                    ts_list, lines, metas = _kernels.block.decode_entries(raw)
-                    keep_ts, keep_lines, keep_meta = [], [], []
-                    for ts, line, m in zip(ts_list, lines, metas):
-                        if exp and ts < cutoff:
-                            continue
-                        if any(t.covers(ts, line, m, entry.labels) for t in hit):
-                            continue
-                        keep_ts.append(ts)
-                        keep_lines.append(line)
-                        keep_meta.append(m)
-                    rep.entries_removed += len(ts_list) - len(keep_ts)
-                    rep.blocks_reencoded += 1
-                    if keep_ts:
-                        new_raw = _kernels.block.encode_entries(keep_ts, keep_lines, keep_meta)
-                        stored = _kernels.block.compress_block(new_raw, codec_id)
-                        out_blocks.append((stored, len(keep_ts), min(keep_ts), max(keep_ts),
-                                           sum(len(x) for x in keep_lines)))
-            # pack blocks into chunks of about the target size, in time order
-            out_blocks.sort(key=lambda b: (b[2], b[3]))
-            group: list = []
-            size = 0
-            groups = []
-            for b in out_blocks:
-                group.append(b)
-                size += len(b[0])
-                if size >= opts.chunk_target_size:
-                    groups.append(group)
-                    group, size = [], 0
-            if group:
-                groups.append(group)
-            max_lsn = max(ref.max_lsn for ref, _m, _t in plan)
-            for g in groups:
-                data, cmeta = encode_chunk(entry.labels.fingerprint, entry.labels.canonical, g)
-                name, seg = store._segment_for(cmeta.min_ts)
-                offset = seg.append(data)
-                segments[name] = seg
-                ref = ChunkRef(store.next_chunk_id, sid, name, offset, len(data), cmeta.min_ts,
-                               cmeta.max_ts, cmeta.n_entries, cmeta.text_bytes, len(data),
-                               max_lsn)
-                store.next_chunk_id += 1
-                new_refs.append(ref)
-                rep.chunks_after += 1
-                rep.bytes_after += len(data)
+        segments: dict[str, SegmentWriter] = {}  # this compaction's own output files
+        mostly_dead = _mostly_dead_segments(store)
+        try:
+            _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
+                             new_refs, old_ids, segments)
+        except BaseException:
+            for seg in segments.values():  # unreferenced: removed on the next open
+                seg.close()
+            raise
         # tombstones fully applied: no head data they could still cover
         done = []
         for tid, t in list(store._tombstones.items()):
@@ -179,6 +116,8 @@ def compact(store, *, codec: str = "lz4hc") -> CompactionReport:
         for r in new_refs:
             store.index.add_chunk(r)
         drop_chunks(store, old_ids, extra_records=records)
+        for seg in segments.values():
+            seg.close()
         for tid in done:
             store._tombstones.pop(tid, None)
         rep.tombstones_applied = len(done)
@@ -187,9 +126,131 @@ def compact(store, *, codec: str = "lz4hc") -> CompactionReport:
     return rep
 
 
+def _mostly_dead_segments(store) -> set[str]:
+    """Segments whose dead bytes are at least a quarter of their chunk bytes."""
+    live: dict[str, int] = {}
+    for c in store.index.chunks.values():
+        live[c.segment] = live.get(c.segment, 0) + c.length
+    out = set()
+    for name, n in live.items():
+        w = store._segments.get(name)
+        try:
+            size = w.size if w is not None else os.path.getsize(os.path.join(store.path, name))
+        except OSError:
+            continue
+        dead = size - SEGMENT_HEADER_LEN - n
+        if dead > 0 and 4 * dead >= size - SEGMENT_HEADER_LEN:
+            out.add(name)
+    return out
+
+
+def _output_segment(store, segments: dict, min_ts: int) -> tuple[str, SegmentWriter]:
+    """A new segment file of the day of ``min_ts`` holding only this compaction's chunks."""
+    from chunkstore.store import _day_dir
+
+    day = _day_dir(min_ts)
+    d = os.path.join(store.path, "segments", day)
+    prefix = f"segments/{day}/"
+    for name, seg in segments.items():
+        if name.startswith(prefix) and seg.size < store.options.segment_max_size:
+            return name, seg
+    os.makedirs(d, exist_ok=True)
+    seq = 1 + max((int(f[:-4]) for f in os.listdir(d) if f.endswith(".seg") and f[:-4].isdigit()),
+                  default=0)
+    name = f"{prefix}{seq:08d}.seg"
+    seg = segments[name] = SegmentWriter(os.path.join(store.path, name))
+    return name, seg
+
+
+def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
+                     new_refs, old_ids, segments) -> None:
+    """Write the new chunks of every stream that needs it (nothing is switched yet)."""
+    opts = store.options
+    for sid, entry in list(store.index.streams.items()):
+        chunks = list(entry.chunks)
+        if not chunks:
+            continue
+        tombs = applicable(store, entry.labels)
+        cutoff = policy.cutoff_ns(entry.labels, now) if policy is not None else None
+        plan = []
+        dirty = False
+        n_small = 0
+        for ref in chunks:
+            meta = store.chunk_meta(ref)
+            touched = [t for t in tombs if t.start <= ref.max_ts and t.end > ref.min_ts]
+            expired = cutoff is not None and ref.min_ts < cutoff
+            recode = any(b.codec != codec_id for b in meta.blocks)
+            n_small += ref.stored_bytes < opts.chunk_target_size // 2
+            dirty = (dirty or bool(touched) or expired or recode
+                     or ref.segment in mostly_dead)
+            plan.append((ref, meta, touched))
+        # one small chunk (a stream's tail) is fine; two or more are merged
+        if not dirty and n_small < 2:
+            continue
+        rep.streams += 1
+        out_blocks = []  # (stored, n, min_ts, max_ts, text_len)
+        for ref, meta, touched in plan:
+            rep.chunks_before += 1
+            rep.bytes_before += ref.stored_bytes
+            old_ids.append(ref.chunk_id)
+            reader = store.segment_reader(ref.segment)
+            for bm in meta.blocks:
+                hit = [t for t in touched if t.start <= bm.max_ts and t.end > bm.min_ts]
+                exp = cutoff is not None and bm.min_ts < cutoff
+                if not hit and not exp and bm.codec == codec_id:
+                    stored = reader.read_block(ref.offset, bm, verify=True)
+                    out_blocks.append((stored, bm.n_entries, bm.min_ts, bm.max_ts,
+                                       bm.text_len))
+                    rep.blocks_copied += 1
+                    continue
+                raw = reader.read_raw_block(ref.offset, bm)
+                ts_list, lines, metas = _kernels.block.decode_entries(raw)
+                keep_ts, keep_lines, keep_meta = [], [], []
+                for ts, line, m in zip(ts_list, lines, metas):
+                    if exp and ts < cutoff:
+                        continue
+                    if any(t.covers(ts, line, m, entry.labels) for t in hit):
+                        continue
+                    keep_ts.append(ts)
+                    keep_lines.append(line)
+                    keep_meta.append(m)
+                rep.entries_removed += len(ts_list) - len(keep_ts)
+                rep.blocks_reencoded += 1
+                if keep_ts:
+                    new_raw = _kernels.block.encode_entries(keep_ts, keep_lines, keep_meta)
+                    stored = _kernels.block.compress_block(new_raw, codec_id)
+                    out_blocks.append((stored, len(keep_ts), min(keep_ts), max(keep_ts),
+                                       sum(len(x) for x in keep_lines)))
+        # pack blocks into chunks of about the target size, in time order
+        out_blocks.sort(key=lambda b: (b[2], b[3]))
+        group: list = []
+        size = 0
+        groups = []
+        for b in out_blocks:
+            group.append(b)
+            size += len(b[0])
+            if size >= opts.chunk_target_size:
+                groups.append(group)
+                group, size = [], 0
+        if group:
+            groups.append(group)
+        max_lsn = max(ref.max_lsn for ref, _m, _t in plan)
+        for g in groups:
+            data, cmeta = encode_chunk(entry.labels.fingerprint, entry.labels.canonical, g)
+            name, seg = _output_segment(store, segments, cmeta.min_ts)
+            offset = seg.append(data)
+            ref = ChunkRef(store.next_chunk_id, sid, name, offset, len(data), cmeta.min_ts,
+                           cmeta.max_ts, cmeta.n_entries, cmeta.text_bytes, len(data),
+                           max_lsn)
+            store.next_chunk_id += 1
+            new_refs.append(ref)
+            rep.chunks_after += 1
+            rep.bytes_after += len(data)
+
+
 def _maybe_rewrite_index(store) -> None:
     """Snapshot the index log when dead records outnumber live ones."""
-    from chunkstore.index_log import STREAM, TOMBSTONE
+    from chunkstore.index_log import DROP, STREAM, TOMBSTONE
     from chunkstore.store import chunk_record
 
     live = len(store.index.chunks) + len(store.index.streams) + len(store._tombstones)
@@ -202,6 +263,22 @@ def _maybe_rewrite_index(store) -> None:
             records.append((STREAM, [sid, e.labels.fingerprint, e.labels.canonical]))
     for ref in sorted(store.index.chunks.values(), key=lambda c: c.chunk_id):
         records.append((CHUNK, chunk_record(ref)))
+    # Replay skips WAL entries at or below a stream's sealed LSN, which it
+    # learns from CHUNK records.  A stream whose newest sealed chunks were
+    # dropped would lose that LSN with them, and entries still in the WAL
+    # (held there by another stream's head) would come back on open.  An empty
+    # CHUNK record dropped at once carries the LSN through the snapshot.
+    dropped = []
+    for sid in sorted(store._logged_streams):
+        e = store.index.streams.get(sid)
+        if e is None or e.flushed_lsn <= max((c.max_lsn for c in e.chunks), default=0):
+            continue
+        cid = store.next_chunk_id
+        store.next_chunk_id += 1
+        records.append((CHUNK, [cid, sid, "", 0, 0, 0, 0, 0, 0, 0, e.flushed_lsn]))
+        dropped.append(cid)
+    if dropped:
+        records.append((DROP, dropped))
     for t in store._tombstones.values():
         records.append((TOMBSTONE, [t.id, t.query, t.start, t.end, t.created]))
     store._index_log.rewrite(records)

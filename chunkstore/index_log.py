@@ -10,6 +10,7 @@ live records (write-temp, fsync, rename, fsync the directory).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -129,6 +130,7 @@ class IndexLog:
         self._fd: int | None = None
         self.size = 0
         self.records_written = 0
+        self._failed: BaseException | None = None
 
     @staticmethod
     def create(path: str) -> None:
@@ -149,8 +151,15 @@ class IndexLog:
         self.size = valid_end
 
     def append(self, records: list[tuple[int, list]], *, sync: bool = True) -> int:
-        """Append records in one write, fsync, and return the offset of the first."""
+        """Append records in one write, fsync, and return the offset of the first.
+
+        Raises ``OSError`` when the write or fsync fails, or when an earlier
+        :meth:`rewrite` failed (the log then refuses appends until reopened).
+        """
         assert self._fd is not None
+        if self._failed is not None:
+            raise OSError(errno.EIO, f"index log: an earlier rewrite failed ({self._failed}); "
+                          "reopen the store", self.path)
         data = b"".join(frame(t, v) for t, v in records)
         offset = self.size
         view = memoryview(data)
@@ -164,9 +173,18 @@ class IndexLog:
         return offset
 
     def rewrite(self, records: list[tuple[int, list]]) -> None:
-        """Replace the log with exactly ``records`` (a snapshot), atomically."""
+        """Replace the log with exactly ``records`` (a snapshot), atomically.
+
+        A failure is fatal for this writer: past the rename ``self._fd`` is
+        the replaced file, where appended records would be lost, and after a
+        failed directory fsync the rename itself may not be durable.
+        """
         data = _header_bytes() + b"".join(frame(t, v) for t, v in records)
-        write_atomic(self.path, data)
+        try:
+            write_atomic(self.path, data)
+        except BaseException as exc:
+            self._failed = exc
+            raise
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR)

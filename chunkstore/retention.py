@@ -141,7 +141,10 @@ def apply_retention(store, now=None, dry_run: bool = False) -> RetentionReport:
             cutoff = policy.cutoff_ns(entry.labels, now)
             if cutoff is None:
                 continue
-            for c in entry.chunks:
+            # chunks are ordered by (min_ts, id) and max_ts < cutoff implies
+            # min_ts < cutoff: look only at the prefix, not at what stays
+            chunks = entry.chunks
+            for c in chunks.islice(0, chunks.bisect_key_left((cutoff, -1))):
                 if c.max_ts < cutoff:
                     doomed[c.chunk_id] = c
         if policy.max_bytes is not None:

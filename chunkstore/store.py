@@ -14,6 +14,7 @@ is in ``store_open.py`` and the read path in ``querier.py``.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -480,8 +481,15 @@ class Store:
                 head.labels.canonical,
                 [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len) for b in blocks],
             )
-            name, seg = self._segment_for(meta.min_ts)
-            offset = seg.append(chunk_bytes)
+            try:
+                name, seg = self._segment_for(meta.min_ts)
+                offset = seg.append(chunk_bytes)
+            except BaseException as exc:
+                # The head has handed these entries over; only the WAL holds
+                # them now.  Going on would let a later WAL truncation drop
+                # them, so the store stops writing until it is reopened.
+                self._broken = exc
+                raise
             touched_segments[name] = seg
             ref = ChunkRef(
                 chunk_id=self.next_chunk_id, stream_id=head.stream_id, segment=name,
@@ -543,8 +551,9 @@ class Store:
         while not self._maint_stop.wait(interval):
             try:
                 self.maintain()
-            except ChunkstoreError:
-                pass
+            except Exception:  # keep the thread alive; the error is logged, not lost
+                logging.getLogger("chunkstore.store").exception(
+                    "store %s: background maintenance failed", self.path)
 
     def maintain(self, now: float | None = None) -> None:
         """Seal idle chunks (and run due retention); the background thread calls this."""

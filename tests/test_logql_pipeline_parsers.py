@@ -90,8 +90,9 @@ class TestJSON:
             "_1a_2b": "1", "_3c": "2", "x_y": "3", "_": "4"}
         assert run(JSONParser(), b'{"a":{" ":1}}') == {"a_": "1"}
 
-    def test_duplicate_keys_last_wins(self):
-        assert run(JSONParser(), b'{"a":"1","a":"2"}') == {"a": "2"}
+    def test_duplicate_keys_first_wins(self):
+        # grafana/loki#19568 (and Loki's conformance script parsers.logqltest)
+        assert run(JSONParser(), b'{"a":"1","a":"2"}') == {"a": "1"}
 
     def test_errors_keep_earlier_labels(self):
         assert run(JSONParser(), b'{"a":1,}') == {"a": "1", **JSON_ERROR}
@@ -124,12 +125,13 @@ class TestJSON:
         labels = run(JSONParser(), line)
         assert "__error__" in labels or len(labels) == 1
 
-    def test_parsed_overrides_earlier_parsed_and_metadata(self):
+    def test_parsed_overrides_earlier_parsed_but_not_metadata(self):
+        # a clash with structured metadata keeps both: grafana/loki#19991
         lb = LabelsBuilder({"app": "x"})
         lb.add_metadata([("trace", "m")])
         lb.set_parsed("level", "info")
         JSONParser().process(0, b'{"trace":"j","level":"warn"}', lb)
-        assert lb.labels() == {"app": "x", "trace": "j", "level": "warn"}
+        assert lb.labels() == {"app": "x", "trace": "m", "trace_extracted": "j", "level": "warn"}
 
 
 class TestJSONExpressions:
@@ -207,7 +209,8 @@ LOGFMT_CASES = [
     (b'foobar="foo ba\\\\r baz"', {"a": "b"}, {"a": "b", "foobar": "foo ba\\r baz"}, None),
     (b'foobar="foo bar\nb\\\\az"', {"a": "b"}, {"a": "b", "foobar": "foo bar\nb\\az"}, None),
     (b'foobar="foo bar" latency=10ms', {"foo": "bar"}, {"foo": "bar", "foobar": "foo bar", "latency": "10ms"}, None),
-    (b'foobar="foo bar" foobar=10ms', {"foo": "bar"}, {"foo": "bar", "foobar": "10ms"}, None),
+    # duplicate key: the first value wins (grafana/loki#19568, parsers.logqltest)
+    (b'foobar="foo bar" foobar=10ms', {"foo": "bar"}, {"foo": "bar", "foobar": "foo bar"}, None),
     (b'foo="foo bar" foobar=10ms', {"foo": "bar"}, {"foo": "bar", "foo_extracted": "foo bar", "foobar": "10ms"}, None),
     (b'foo="foo bar" foo.bar=10ms test-dash=foo', {"foo": "bar"},
      {"foo": "bar", "foo_extracted": "foo bar", "foo_bar": "10ms", "test_dash": "foo"}, None),

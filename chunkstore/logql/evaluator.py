@@ -4,7 +4,11 @@ The evaluator works on whole step grids rather than one step at a time: a
 node evaluates to either a :class:`Scalar` (LogQL's only scalars are number
 literals, so a scalar is one constant) or a *matrix*, a ``dict`` from a label
 key (the label set as a tuple of ``(name, value)`` pairs sorted by name) to a
-list holding one value per step, ``None`` where the series has no point.
+*row*, a ``dict`` from step index to value holding only the steps where the
+series has a point.  Rows are sparse because series often are: structured
+metadata such as a trace id makes one series per request, with a point in a
+handful of steps; every operation costs time in proportion to points, not to
+series times steps.
 Range aggregations fill whole rows at once from the samples of the store
 (``evaluator_range``; counting queries over plain selectors come straight
 from the compressed blocks, ``evaluator_fast``); vector aggregations and
@@ -27,6 +31,7 @@ from chunkstore.logql import ast
 from chunkstore.results import QueryStats
 
 __all__ = [
+    "by_step",
     "Scalar",
     "StepGrid",
     "EvalContext",
@@ -94,8 +99,21 @@ def labels_key(labels) -> tuple:
     return tuple(sorted(labels.items()))
 
 
+def by_step(matrix: dict) -> dict:
+    """``{step: [(key, value), ...]}``: the points of a matrix grouped by step, in series order."""
+    out: dict = {}
+    for key, row in matrix.items():
+        for i, v in row.items():
+            bucket = out.get(i)
+            if bucket is None:
+                out[i] = [(key, v)]
+            else:
+                bucket.append((key, v))
+    return out
+
+
 def evaluate(expr: ast.SampleExpr, ctx: EvalContext):
-    """Evaluate ``expr`` on ``ctx.grid``: a :class:`Scalar` or a matrix ``{key: [value|None]}``.
+    """Evaluate ``expr`` on ``ctx.grid``: a :class:`Scalar` or a matrix ``{key: {step: value}}``.
 
     Raises :class:`QueryError` for what Loki rejects at evaluation time
     (a series left with ``__error__``, vector matching conflicts, ...).
@@ -105,7 +123,8 @@ def evaluate(expr: ast.SampleExpr, ctx: EvalContext):
     if isinstance(expr, ast.NumberLiteral):
         return Scalar(expr.value)
     if isinstance(expr, ast.VectorExpr):
-        return {(): [float(expr.value)] * ctx.grid.n}
+        value = float(expr.value)
+        return {(): dict.fromkeys(range(ctx.grid.n), value)}
     if isinstance(expr, ast.RangeAggregation):
         return evaluator_range.eval_range_aggregation(expr, ctx)
     if isinstance(expr, ast.VectorAggregation):

@@ -24,7 +24,7 @@ import operator
 
 from chunkstore.errors import QueryError
 from chunkstore.logql import ast
-from chunkstore.logql.evaluator import EvalContext, Scalar, evaluate
+from chunkstore.logql.evaluator import EvalContext, Scalar, by_step, evaluate
 
 __all__ = ["eval_binary", "scalar_binop", "arithmetic", "go_pow", "go_mod", "COMPARISONS"]
 
@@ -43,7 +43,7 @@ SET_OPS = ("and", "or", "unless")
 
 
 def go_mod(a: float, b: float) -> float:
-    """Go's ``math.Mod``: the remainder with the sign of ``a``; NaN for ``b == 0`` or infinite ``a``."""
+    """Go's ``math.Mod``: the remainder, signed like ``a``; NaN for ``b == 0`` or infinite ``a``."""
     try:
         return math.fmod(a, b)
     except ValueError:
@@ -103,12 +103,12 @@ def eval_binary(expr: ast.BinaryOp, ctx: EvalContext):
     if expr.op in SET_OPS:
         if lscalar or rscalar:
             raise QueryError(f"query: the set operator {expr.op} needs vectors on both sides")
-        return _set_operation(expr.op, lhs, rhs, expr.matching, ctx.grid.n)
+        return _set_operation(expr.op, lhs, rhs, expr.matching)
     if rscalar:
         return _vector_scalar(expr.op, lhs, rhs.value, False, expr.return_bool)
     if lscalar:
         return _vector_scalar(expr.op, rhs, lhs.value, True, expr.return_bool)
-    return _vector_vector(expr.op, lhs, rhs, expr.matching, expr.return_bool, ctx.grid.n)
+    return _vector_vector(expr.op, lhs, rhs, expr.matching, expr.return_bool)
 
 
 # ---------------------------------------------------------------------------
@@ -119,26 +119,20 @@ def _vector_scalar(op: str, matrix: dict, scalar: float, scalar_left: bool,
                    return_bool: bool) -> dict:
     out: dict = {}
     cmp = COMPARISONS.get(op)
-    for key, values in matrix.items():
-        row = [None] * len(values)
-        kept = False
-        for i, v in enumerate(values):
-            if v is None:
-                continue
+    for key, row in matrix.items():
+        new: dict = {}
+        for i, v in row.items():
             a, b = (scalar, v) if scalar_left else (v, scalar)
             if cmp is not None:
                 ok = cmp(a, b)
                 if return_bool:
-                    row[i] = 1.0 if ok else 0.0
+                    new[i] = 1.0 if ok else 0.0
                 elif ok:
-                    row[i] = v  # the vector's value, whichever side it is on
-                else:
-                    continue
+                    new[i] = v  # the vector's value, whichever side it is on
             else:
-                row[i] = arithmetic(op, a, b)
-            kept = True
-        if kept:
-            out[key] = row
+                new[i] = arithmetic(op, a, b)
+        if new:
+            out[key] = new
     return out
 
 
@@ -184,7 +178,7 @@ def _result_key(many: tuple, one: tuple, matching: ast.VectorMatching | None) ->
 
 
 def _vector_vector(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching | None,
-                   return_bool: bool, n: int) -> dict:
+                   return_bool: bool) -> dict:
     card = matching.card if matching is not None else "one-to-one"
     sig = _signature_fn(matching)
     if card == "one-to-many":
@@ -193,39 +187,36 @@ def _vector_vector(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching |
         many, one, one_side = lhs, rhs, "right"
     many_sigs = {k: sig(k) for k in many}
     one_sigs = {k: sig(k) for k in one}
+    one_steps = by_step(one)
     cmp = COMPARISONS.get(op)
     out: dict = {}
     result_keys: dict = {}
-    for i in range(n):
+    for i, many_points in sorted(by_step(many).items()):
+        one_points = one_steps.get(i)
+        if not one_points:
+            continue
         index: dict = {}
-        for key, values in one.items():
-            if values[i] is None:
-                continue
+        for key, v in one_points:
             s = one_sigs[key]
             if s in index:
                 raise QueryError(
                     f"found duplicate series for the match group {_fmt_key(s)} on the {one_side} "
-                    f"hand-side of the operation: [{_fmt_key(index[s])}, {_fmt_key(key)}];"
+                    f"hand-side of the operation: [{_fmt_key(index[s][0])}, {_fmt_key(key)}];"
                     "many-to-many matching not allowed: matching labels must be unique on one side")
-            index[s] = key
-        if not index:
-            continue
+            index[s] = (key, v)
         matched: set = set()
         inserted: set = set()
-        for key, values in many.items():
-            v = values[i]
-            if v is None:
-                continue
+        for key, v in many_points:
             s = many_sigs[key]
-            okey = index.get(s)
-            if okey is None:
+            found = index.get(s)
+            if found is None:
                 continue
+            okey, ov = found
             if card == "one-to-one":
                 if s in matched:
                     raise QueryError("multiple matches for labels: many-to-one matching must be "
                                      "explicit (group_left/group_right)")
                 matched.add(s)
-            ov = one[okey][i]
             a, b = (ov, v) if card == "one-to-many" else (v, ov)
             if cmp is not None:
                 ok = cmp(a, b)
@@ -237,10 +228,10 @@ def _vector_vector(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching |
                     continue
             else:
                 value = arithmetic(op, a, b)
-            rk_cache = (key, okey)
-            rkey = result_keys.get(rk_cache)
+            pair = (key, okey)
+            rkey = result_keys.get(pair)
             if rkey is None:
-                rkey = result_keys[rk_cache] = _result_key(key, okey, matching)
+                rkey = result_keys[pair] = _result_key(key, okey, matching)
             if card != "one-to-one":
                 if rkey in inserted:
                     raise QueryError("multiple matches for labels: grouping labels must ensure "
@@ -248,41 +239,34 @@ def _vector_vector(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching |
                 inserted.add(rkey)
             row = out.get(rkey)
             if row is None:
-                row = out[rkey] = [None] * n
+                row = out[rkey] = {}
             row[i] = value
     return out
 
 
-def _set_operation(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching | None,
-                   n: int) -> dict:
+def _set_operation(op: str, lhs: dict, rhs: dict, matching: ast.VectorMatching | None) -> dict:
     sig = _signature_fn(matching)
     lsigs = {k: sig(k) for k in lhs}
     rsigs = {k: sig(k) for k in rhs}
+    rsteps = {i: {rsigs[k] for k, _v in points} for i, points in by_step(rhs).items()}
     out: dict = {}
-
-    def put(key, i, v):
-        row = out.get(key)
-        if row is None:
-            row = out[key] = [None] * n
-        row[i] = v
-
-    for i in range(n):
-        present_r = {rsigs[k] for k, vals in rhs.items() if vals[i] is not None}
-        if op == "and":
-            for key, vals in lhs.items():
-                if vals[i] is not None and lsigs[key] in present_r:
-                    put(key, i, vals[i])
-        elif op == "unless":
-            for key, vals in lhs.items():
-                if vals[i] is not None and lsigs[key] not in present_r:
-                    put(key, i, vals[i])
-        else:  # or
-            present_l = set()
-            for key, vals in lhs.items():
-                if vals[i] is not None:
-                    present_l.add(lsigs[key])
-                    put(key, i, vals[i])
-            for key, vals in rhs.items():
-                if vals[i] is not None and rsigs[key] not in present_l:
-                    put(key, i, vals[i])
+    if op in ("and", "unless"):
+        keep_if_matched = op == "and"
+        for key, row in lhs.items():
+            s = lsigs[key]
+            new = {i: v for i, v in row.items()
+                   if (s in rsteps.get(i, ())) == keep_if_matched}
+            if new:
+                out[key] = new
+        return out
+    # or: every lhs point, plus rhs points whose signature the lhs lacks at that step
+    lsteps = {i: {lsigs[k] for k, _v in points} for i, points in by_step(lhs).items()}
+    for key, row in lhs.items():
+        out[key] = dict(row)
+    for key, row in rhs.items():
+        s = rsigs[key]
+        new = {i: v for i, v in row.items() if s not in lsteps.get(i, ())}
+        if new:
+            target = out.setdefault(key, {})
+            target.update(new)
     return out

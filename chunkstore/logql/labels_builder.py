@@ -190,8 +190,12 @@ class LabelsBuilder:
         return name in self.stream
 
     def extracted_name(self, key: str) -> str:
-        """``key`` or ``key + "_extracted"`` when a stream label already has that name."""
-        return key + EXTRACTED_SUFFIX if key in self.stream else key
+        """``key`` or ``key + "_extracted"`` when a stream label or this line's metadata has it.
+
+        Loki's precedence is stream > structured metadata > parsed: a parsed
+        label never replaces either (grafana/loki#19991).
+        """
+        return key + EXTRACTED_SUFFIX if key in self.stream or key in self.metadata else key
 
     # -- writes ---------------------------------------------------------------
 

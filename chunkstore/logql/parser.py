@@ -411,10 +411,17 @@ class _Parser(MetricGrammar):
             self.i += 1
         return token
 
-    def syntax_error(self, expected: str, token: Token | None = None) -> QueryError:
+    def syntax_error(self, expected: str, token: Token | None = None,
+                     loki_expecting: str | None = None) -> QueryError:
+        # Loki's (goyacc) wording first, "unexpected X[, expecting Y]", so that
+        # messages match Loki's; then ours, which names what was expected.
         token = token or self.tok
+        unexpected = "$end" if token.kind == "EOF" else token.text
+        if loki_expecting:
+            unexpected += f", expecting {loki_expecting}"
         return QueryError(
-            f"syntax error: expected {expected} but found {token.describe()}",
+            f"syntax error: unexpected {unexpected}: expected {expected} but found "
+            f"{token.describe()}",
             pos=token.pos,
             query=self.query,
         )
@@ -434,7 +441,7 @@ class _Parser(MetricGrammar):
     def expect_ident(self, expected: str = "label name") -> str:
         token = self.tok
         if token.kind != "IDENT":
-            raise self.syntax_error(expected)
+            raise self.syntax_error(expected, loki_expecting="IDENTIFIER")
         self.advance()
         return token.value
 

@@ -11,9 +11,10 @@ Rules shared by all parsers (Loki's, checked against its tests):
 * Keys are sanitized (``sanitizeLabelKey``): Go-whitespace trimmed, a leading
   digit gets a ``_`` prefix, every character outside ``[A-Za-z0-9_]`` becomes
   ``_`` (an invalid UTF-8 byte counts as one character).
-* A key equal to a *stream* label becomes ``<key>_extracted``; a key seen
-  twice keeps the last value; a key equal to an earlier parsed or metadata
-  label overwrites it.
+* A key equal to a *stream* label or to a structured metadata label of the
+  line becomes ``<key>_extracted`` (grafana/loki#19991); a key seen twice in
+  one line keeps the first value (grafana/loki#19568); a key equal to a label
+  parsed by an earlier stage overwrites it.
 * Values are decoded as Go sees bytes; U+FFFD (an invalid byte or a literal
   replacement character) becomes a space, since Prometheus rejects it.
 
@@ -221,7 +222,8 @@ class JSONParser:
             # Parsers only add parsed labels, so with no metadata/override to
             # evict, a plain dict store is what set_parsed would do.
             setter = lb.set_parsed if (lb.metadata or lb.stream_override) else lb.parsed.__setitem__
-            self._flatten(doc, "", lb.stream, setter, b"\\u" in line)
+            clash = {**lb.stream, **lb.metadata} if lb.metadata else lb.stream
+            self._flatten(doc, "", clash, setter, b"\\u" in line, set())
         except _Fallback:
             self._scan(line, lb)
         return line, True
@@ -229,14 +231,14 @@ class JSONParser:
     def _scan(self, line: bytes, lb: LabelsBuilder) -> None:
         """The exact jsonparser-grammar path (also used directly by differential tests)."""
         try:
-            object_each(line, 0, len(line), self._scanner_callback(lb, ""))
+            object_each(line, 0, len(line), self._scanner_callback(lb, "", set()))
         except JSONScanError as exc:
             lb.set_error(ERR_JSON, str(exc))
         except RecursionError:
             # Nesting deeper than Python's stack: Loki (Go) would go on; we give up on this line.
             lb.set_error(ERR_JSON, "Value looks like object, but can't find closing '}' symbol")
 
-    def _flatten(self, pairs: _Obj, prefix: str, stream, setter, check: bool) -> None:
+    def _flatten(self, pairs: _Obj, prefix: str, stream, setter, check: bool, seen: set) -> None:
         # ``check``: the line has \\u escapes, which may decode to lone surrogates
         # that jsonparser rejects or maps differently -> rerun with the scanner.
         # Pairs are handled in document order, so labels set before a fallback
@@ -258,9 +260,12 @@ class JSONParser:
                     name = names.put((prefix, key), self._label_name(key, prefix))
                 if name in stream:
                     name += EXTRACTED_SUFFIX
+                if name in seen:
+                    continue  # the first occurrence wins
+                seen.add(name)
                 setter(name, value)
             elif t is _Obj:
-                self._flatten(value, self._next_prefix(key, prefix), stream, setter, check)
+                self._flatten(value, self._next_prefix(key, prefix), stream, setter, check, seen)
             # arrays and nulls are skipped
 
     @staticmethod
@@ -279,15 +284,18 @@ class JSONParser:
             nested = _sanitize_nested(key, True)
         return self._keys.put((None, prefix, key), nested)
 
-    def _scanner_callback(self, lb: LabelsBuilder, prefix: str):
+    def _scanner_callback(self, lb: LabelsBuilder, prefix: str, seen: set):
         def callback(key: bytes, data: bytes, start: int, end: int, vtype: int) -> None:
             if vtype == STRING or vtype == NUMBER or vtype == BOOLEAN:
                 key_text = go_decode(key)
                 name = self._keys.get((prefix, key_text))
                 if name is None:
                     name = self._keys.put((prefix, key_text), self._label_name(key_text, prefix))
-                if name in lb.stream:
+                if name in lb.stream or name in lb.metadata:
                     name += EXTRACTED_SUFFIX
+                if name in seen:
+                    return  # the first occurrence wins
+                seen.add(name)
                 if vtype == STRING:
                     value = _json_value(data[start + 1:end - 1])
                 elif vtype == NUMBER:
@@ -297,7 +305,7 @@ class JSONParser:
                 lb.set_parsed(name, value)
             elif vtype == OBJECT:
                 nested = self._next_prefix(go_decode(key), prefix)
-                object_each(data, start, end, self._scanner_callback(lb, nested))
+                object_each(data, start, end, self._scanner_callback(lb, nested, seen))
         return callback
 
     # -- with params ---------------------------------------------------------
@@ -497,8 +505,9 @@ class LogfmtParser:
 
     def _process_all(self, ts: int, line: bytes, lb: LabelsBuilder) -> tuple[bytes, bool]:
         pairs, err = logfmt_scan(line, self.strict)
-        stream = lb.stream
+        stream = {**lb.stream, **lb.metadata} if lb.metadata else lb.stream
         keep_empty = self.keep_empty
+        seen = set()
         for raw_key, raw_value in pairs:
             key = self._key(raw_key)
             if not key:
@@ -509,7 +518,11 @@ class LogfmtParser:
                 value = ""
             else:
                 value = raw_value.decode("ascii") if raw_value.isascii() else _clean_value(raw_value)
-            lb.set_parsed(key + EXTRACTED_SUFFIX if key in stream else key, value)
+            name = key + EXTRACTED_SUFFIX if key in stream else key
+            if name in seen:
+                continue  # the first occurrence wins
+            seen.add(name)
+            lb.set_parsed(name, value)
         if err is not None:
             lb.set_error(ERR_LOGFMT, err)
         return line, True
@@ -627,10 +640,12 @@ class RegexpParser:
         if spans is None:
             return line, True
         stream = lb.stream
+        meta = lb.metadata
         for index, name in self._groups:
             s, e = spans[index]
             value = "" if s < 0 else go_decode(subject[s:e])
-            lb.set_parsed(name + EXTRACTED_SUFFIX if name in stream else name, value)
+            lb.set_parsed(name + EXTRACTED_SUFFIX if name in stream or name in meta else name,
+                          value)
         return line, True
 
     def __repr__(self) -> str:
@@ -704,8 +719,10 @@ class PatternParser:
 
     def process(self, ts: int, line: bytes, lb: LabelsBuilder) -> tuple[bytes, bool]:
         stream = lb.stream
+        meta = lb.metadata
         for name, value in self.matches(line):
-            lb.set_parsed(name + EXTRACTED_SUFFIX if name in stream else name, go_decode(value))
+            lb.set_parsed(name + EXTRACTED_SUFFIX if name in stream or name in meta else name,
+                          go_decode(value))
         return line, True
 
     def __repr__(self) -> str:
@@ -753,7 +770,7 @@ class UnpackParser:
                 entry.append(unescaped)
                 return
             field = go_decode(key)
-            if field in stream:
+            if field in stream or field in lb.metadata:
                 field += EXTRACTED_SUFFIX
             found.append((sanitize_label_key(field), json_string(data, start, end)))
 
