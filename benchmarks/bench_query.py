@@ -38,6 +38,7 @@ import hashlib
 import heapq
 import os
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -186,6 +187,15 @@ def logfmt_expected(corpus) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
+def cpu_profile(fn) -> str:
+    """User and system CPU seconds and minor page faults of one ``fn()`` call, as text."""
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    fn()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (f"user {r1.ru_utime - r0.ru_utime:.2f} s, sys {r1.ru_stime - r0.ru_stime:.2f} s, "
+            f"{r1.ru_minflt - r0.ru_minflt:,} minor page faults")
+
+
 def threads_speedup(fn, repeat: int) -> dict:
     """``fn()`` alone, then in each of two threads at once; best of ``repeat`` each.
 
@@ -285,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             if got != harness.grep_count(raw_path, nd, repeat=1)[1]:
                 return fail(f"needle {nd!r}: store {got} lines")
         gbps = raw_bytes / s_s
+        cpu = cpu_profile(lambda: run_count(store, q))
         rows.append({
             "query": f"needle, all {qs.streams} streams: {q}",
             "latency": f"{s_s * 1000:.0f} ms", "raw text scanned": fmt_rate(raw_bytes, s_s),
@@ -293,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"(store {fmt_ratio(l_s, s_s)}); grep -F -c {fmt_rate(raw_bytes, g_s)} "
                         f"(store {fmt_ratio(g_s, s_s)} of grep)",
             "bytes read": f"{fmt_bytes(qs.bytes_read)} compressed of {fmt_bytes(raw_bytes)} raw "
-                          f"({raw_bytes / max(1, qs.bytes_read):.1f}x fewer than grep)",
+                          f"({raw_bytes / max(1, qs.bytes_read):.1f}x fewer than grep); one run "
+                          f"used {cpu}",
             "lines": len(entries),
         })
 

@@ -146,15 +146,14 @@ def _mostly_dead_segments(store) -> set[str]:
 
 def _output_segment(store, segments: dict, min_ts: int) -> tuple[str, SegmentWriter]:
     """A new segment file of the day of ``min_ts`` holding only this compaction's chunks."""
-    from chunkstore.store import _day_dir
+    from chunkstore.store import _day_dir, ensure_day_dir
 
     day = _day_dir(min_ts)
-    d = os.path.join(store.path, "segments", day)
     prefix = f"segments/{day}/"
     for name, seg in segments.items():
         if name.startswith(prefix) and seg.size < store.options.segment_max_size:
             return name, seg
-    os.makedirs(d, exist_ok=True)
+    d = ensure_day_dir(store.path, day)
     seq = 1 + max((int(f[:-4]) for f in os.listdir(d) if f.endswith(".seg") and f[:-4].isdigit()),
                   default=0)
     name = f"{prefix}{seq:08d}.seg"

@@ -39,7 +39,8 @@ CHUNK = 2  # [chunk_id, stream_id, segment, offset, length, min_ts, max_ts,
 DROP = 3  # [chunk_id, ...]
 TOMBSTONE = 4  # [tombstone_id, selector_query, start_ns, end_ns, created_ns]
 TOMBSTONE_DONE = 5  # [tombstone_id]  (physically applied by compaction)
-_TYPES = {STREAM, CHUNK, DROP, TOMBSTONE, TOMBSTONE_DONE}
+BATCH = 6  # [n]: the next n records are one atomic unit (framing; never returned)
+_TYPES = {STREAM, CHUNK, DROP, TOMBSTONE, TOMBSTONE_DONE, BATCH}
 
 
 class IndexRecord(NamedTuple):
@@ -86,32 +87,63 @@ def read_index_log(path: str, start: int = 0, *, tail_ok: bool = True
     n = len(data)
     mv = memoryview(data)
     while pos < n:
-        if n - pos < FRAME.size:
-            problem = CorruptionError("index log: torn record header", path, pos)
+        rec = _read_record(data, mv, pos, path)
+        if isinstance(rec, CorruptionError):
+            problem = rec
             break
-        length, crc = FRAME.unpack_from(data, pos)
-        if length == 0 or length > MAX_BODY or pos + 8 + length > n:
-            problem = CorruptionError(f"index log: record length {length} runs past the end",
-                                      path, pos)
+        if rec.type != BATCH:
+            records.append(IndexRecord(rec.type, rec.value, rec.offset))
+            pos = rec.offset + rec.framed_len
+            continue
+        # A batch applies whole or not at all: a power loss may persist a
+        # prefix of one append (a compaction's new CHUNKs without its DROP).
+        count = rec.value[0] if len(rec.value) == 1 and isinstance(rec.value[0], int) else 0
+        batch, bpos = [], rec.offset + rec.framed_len
+        for _ in range(count):
+            inner = _read_record(data, mv, bpos, path) if bpos < n else CorruptionError(
+                "index log: batch ends early", path, bpos)
+            if isinstance(inner, CorruptionError) or inner.type == BATCH:
+                break
+            batch.append(inner)
+            bpos = inner.offset + inner.framed_len
+        if count < 1 or len(batch) != count:
+            problem = CorruptionError(
+                f"index log: batch of {count} records is incomplete ({len(batch)} valid)",
+                path, pos)
             break
-        body = mv[pos + 8: pos + 8 + length]
-        if crc32c(body, crc32c(mv[pos: pos + 4])) != crc:
-            problem = CorruptionError("index log: record checksum mismatch", path, pos)
-            break
-        rtype = body[0]
-        try:
-            value = msgpack.unpackb(body[1:], raw=False, strict_map_key=False)
-        except Exception as exc:  # msgpack raises several types
-            problem = CorruptionError(f"index log: undecodable record: {exc}", path, pos)
-            break
-        if rtype not in _TYPES or not isinstance(value, list):
-            problem = CorruptionError(f"index log: unknown record type {rtype}", path, pos)
-            break
-        records.append(IndexRecord(rtype, value, pos))
-        pos += 8 + length
+        records.extend(IndexRecord(r.type, r.value, r.offset) for r in batch)
+        pos = bpos
     if problem is not None and not tail_ok:
         raise problem
     return records, pos, problem
+
+
+class _Record(NamedTuple):
+    type: int
+    value: list
+    offset: int
+    framed_len: int  # the next record starts at offset + framed_len
+
+
+def _read_record(data: bytes, mv: memoryview, pos: int, path: str):
+    """The framed record at ``pos``, or the :class:`CorruptionError` saying why it is not one."""
+    n = len(data)
+    if n - pos < FRAME.size:
+        return CorruptionError("index log: torn record header", path, pos)
+    length, crc = FRAME.unpack_from(data, pos)
+    if length == 0 or length > MAX_BODY or pos + 8 + length > n:
+        return CorruptionError(f"index log: record length {length} runs past the end", path, pos)
+    body = mv[pos + 8: pos + 8 + length]
+    if crc32c(body, crc32c(mv[pos: pos + 4])) != crc:
+        return CorruptionError("index log: record checksum mismatch", path, pos)
+    rtype = body[0]
+    try:
+        value = msgpack.unpackb(body[1:], raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several types
+        return CorruptionError(f"index log: undecodable record: {exc}", path, pos)
+    if rtype not in _TYPES or not isinstance(value, list):
+        return CorruptionError(f"index log: unknown record type {rtype}", path, pos)
+    return _Record(rtype, value, pos, 8 + length)
 
 
 def _fsync_dir(path: str) -> None:
@@ -161,6 +193,8 @@ class IndexLog:
             raise OSError(errno.EIO, f"index log: an earlier rewrite failed ({self._failed}); "
                           "reopen the store", self.path)
         data = b"".join(frame(t, v) for t, v in records)
+        if len(records) > 1:  # all or none after a power loss (see read_index_log)
+            data = frame(BATCH, [len(records)]) + data
         offset = self.size
         view = memoryview(data)
         while view:

@@ -81,6 +81,25 @@ def _day_dir(ts: int) -> str:
         return f"day{day:+d}"
 
 
+def ensure_day_dir(root: str, day: str) -> str:
+    """The directory ``segments/<day>`` of the store at ``root``, created durably if missing.
+
+    A new directory entry survives a power loss only once its parent is
+    fsynced, and the index log may point at a chunk only when its segment
+    file does.  Called once per new segment file, so the parent is fsynced
+    each time (also covering a directory a crashed process created).
+    """
+    segs = os.path.join(root, "segments")
+    d = os.path.join(segs, day)
+    os.makedirs(d, exist_ok=True)
+    fd = os.open(segs, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return d
+
+
 class Store:
     """An open chunkstore directory.  Use :func:`chunkstore.open` to get one.
 
@@ -446,8 +465,7 @@ class Store:
             del self._segments[name]
             seg = None
         if seg is None:
-            d = os.path.join(self.path, "segments", day)
-            os.makedirs(d, exist_ok=True)
+            d = ensure_day_dir(self.path, day)
             existing = [f for f in os.listdir(d) if f.endswith(".seg")]
             seq = 1 + max((int(f[:-4]) for f in existing if f[:-4].isdigit()), default=0)
             name = f"segments/{day}/{seq:08d}.seg"
@@ -508,7 +526,9 @@ class Store:
             return []
         try:
             for seg in touched_segments.values():
-                seg.sync()
+                # a segment rotated out during this seal was fsynced by its close()
+                if not seg.closed:
+                    seg.sync()
             self._index_log.append(index_records, sync=True)
         except BaseException as exc:
             self._broken = exc
@@ -522,15 +542,13 @@ class Store:
         live = [h.first_lsn for h in self.heads.values() if h.first_lsn]
         horizon = min(live) if live else self.next_lsn
         current = self._wal.current_segment()
+        if not live and self._wal_seg_max_lsn.get(current):
+            # Everything is sealed: start a fresh segment so the current one can go too.
+            self._wal.cut()
+            current = self._wal.current_segment()
         removable = [s for s, m in self._wal_seg_max_lsn.items() if m < horizon and s < current]
         if not removable:
-            if not live and self._wal.size_bytes() > 0 and self._wal_seg_max_lsn.get(current):
-                # Everything is sealed: start a fresh segment so the old one can go.
-                self._wal.cut()
-                current = self._wal.current_segment()
-                removable = [s for s in self._wal_seg_max_lsn if s < current]
-            if not removable:
-                return
+            return
         upto = max(removable) + 1
         self._wal.remove_segments_before(upto)
         for s in [s for s in self._wal_seg_max_lsn if s < upto]:

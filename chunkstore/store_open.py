@@ -105,6 +105,7 @@ def _load(store, report: OpenReport) -> None:
     for r in records:
         v = r.value
         try:
+            _check_record(r.type, v)
             if r.type == STREAM:
                 sid = v[0]
                 if sid not in index.streams:
@@ -183,6 +184,41 @@ def _load(store, report: OpenReport) -> None:
         store.next_lsn = max_lsn + 1
         store._head_mem = sum(h.memory_bytes() for h in heads.values())
         store._reader_signature = signature
+
+
+# The fields of each record type (FORMAT.md section 6); all but these are integers.
+_RECORD_FIELDS = {
+    STREAM: ("stream", ("stream_id", "fingerprint", "labels")),
+    CHUNK: ("chunk", ("chunk_id", "stream_id", "segment", "offset", "length", "min_ts",
+                      "max_ts", "n_entries", "text_bytes", "stored_bytes", "max_lsn")),
+    TOMBSTONE: ("tombstone", ("tombstone_id", "query", "start_ns", "end_ns", "created_ns")),
+}
+_TEXT_FIELDS = {"labels": bytes, "segment": str, "query": str}
+
+
+def _check_record(rtype: int, v: list) -> None:
+    """Refuse an index record that no writer writes, before any of it is applied.
+
+    Its checksum only says the bytes are as written; a record of the wrong
+    shape (a bug, a crafted file) must be reported, not half-applied to the
+    index for a later query, compaction or retention to trip over.  Segment
+    names stay inside the store: retention unlinks the files they name.
+    Raises ``ValueError``.
+    """
+    if rtype in (DROP, TOMBSTONE_DONE):
+        what, names = ("drop" if rtype == DROP else "tombstone-done"), ("id",) * len(v)
+    else:
+        what, names = _RECORD_FIELDS[rtype]
+        if len(v) < len(names):
+            raise ValueError(f"{what} record has {len(v)} fields, not {len(names)}")
+    for name, value in zip(names, v, strict=False):  # later fields: a newer writer
+        kind = _TEXT_FIELDS.get(name, int)
+        if type(value) is not kind:
+            raise ValueError(f"{what} record: {name} is {value!r:.60}, not {kind.__name__}")
+    if rtype == CHUNK:
+        seg = v[2]
+        if "\0" in seg or os.path.isabs(seg) or ".." in seg.split("/"):
+            raise ValueError(f"chunk {v[0]}: segment {seg!r:.80} is not a file inside the store")
 
 
 def _open_writer(store, report: OpenReport) -> None:

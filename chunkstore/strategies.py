@@ -630,7 +630,8 @@ def selectors(*, labels: Mapping[str, str] | None = None) -> SearchStrategy[str]
     ``=~``, ``!=""``, ``=~".+"``) on one of its labels, plus up to three
     more on its labels or on names it lacks.  Shrinks towards
     ``{NAME="VALUE"}`` on its first label (in sorted order).  Without
-    ``labels``, arbitrary valid selectors over every operator.
+    ``labels``, arbitrary valid selectors over every operator, shrinking
+    towards ``{app="0"}``.
     """
     func = "selectors"
     if labels is None:
@@ -666,7 +667,7 @@ def line_filters() -> SearchStrategy[str]:
     """Line filter text to append to a selector (``|= "a" or "b"``, ``!~ "x\\\\d"``, ``|> "<_> error"``).
 
     Every operator, ``or`` chains and ``ip("...")`` filters; shrinks towards
-    ``|= ""``.  ``selector + " " + filter`` always parses.
+    ``|= ""`` (which keeps every line).  ``selector + " " + filter`` always parses.
     """
     return _ast_st._line_filters().map(to_string)
 
@@ -697,7 +698,9 @@ def queries(*, kind: str | None = None, selector: SearchStrategy[str] | None = N
     ``selector``: a strategy of selector text (for example
     ``selectors(labels=...)``) used for every selector of the query, so it
     selects the streams you care about.  Shrinks towards a bare selector
-    for log queries and ``0`` for metric queries.
+    (``{app="0"}``) for log queries and ``count_over_time({app="0"}[1ms])``
+    for metric queries.  Metric queries are slow to generate (tens of ms
+    each): keep ``max_examples`` modest or suppress ``HealthCheck.too_slow``.
     """
     func = "queries"
     if kind not in (None, "log", "metric"):

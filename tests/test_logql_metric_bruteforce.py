@@ -1,4 +1,4 @@
-"""Metric queries against a brute-force evaluator, and the fast counting path against the general one.
+"""Metric queries against a brute-force evaluator; the fast counting path against the general one.
 
 The brute-force evaluator is plain Python over the raw entries that were
 written: for every step it walks all samples, keeps those in the window
@@ -26,10 +26,9 @@ import pytest
 
 import chunkstore
 from chunkstore import corpus, metric_query
-from chunkstore.logql import ast
-from chunkstore.logql import evaluator_fast
-from chunkstore.logql_plan import compile_stages
+from chunkstore.logql import ast, evaluator_fast
 from chunkstore.logql.pipeline import Pipeline
+from chunkstore.logql_plan import compile_stages
 
 S = 1_000_000_000
 START = corpus.DEFAULT_START_NS

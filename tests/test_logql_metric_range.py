@@ -90,7 +90,7 @@ def test_empty_windows_are_gaps_and_steps_stop_at_end(make_store):
 
 
 def test_overlapping_and_gapped_steps_agree_with_instants(make_store):
-    entries = [(i * 0.7, "l%d" % i) for i in range(200)]
+    entries = [(i * 0.7, f"l{i}") for i in range(200)]
     store = make_store({A: entries})
     for q in ('count_over_time({app="a"}[13s])', 'bytes_rate({app="a"}[5s] offset 2s)'):
         for step in (1, 3, 13, 20):

@@ -136,3 +136,16 @@ def test_reopen_after_close_keeps_everything(store_path, small_opts):
         assert [e.ts for e in s.query('{app="a"}', direction="forward")] == list(range(3000))
         st = s.stats()
         assert st.chunks > 1 and st.head_entries == 0
+
+
+def test_regression_close_leaves_no_sealed_wal_behind(store_path):
+    # bench_ingest found 42 MB of fully sealed WAL left after close()
+    with chunkstore.open(store_path, wal_segment_size=4096, block_size=1024,
+                         chunk_target_size=4096) as s:
+        for i in range(40):
+            s.push([({"app": "a"}, [(i * 100 + k, "x" * 200) for k in range(20)])])
+    wal = store_path / "wal"
+    assert sum(p.stat().st_size for p in wal.glob("*.wal")) <= 16 * 2
+    with chunkstore.open(store_path) as s:
+        assert s.replay_report.wal_records == 0
+        assert len(list(s.query('{app="a"}'))) == 800

@@ -138,16 +138,13 @@ def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, s
 def _bucket_windows(counts, byte_sums, n: int, per_step: int, per_range: int) -> dict:
     """``{step: (count, bytes)}`` of the non-empty windows; window ``i`` is buckets
     ``[i*per_step, i*per_step + per_range)``."""
+    if per_range == 1 and per_step <= 1:  # step == range (or an instant): a bucket per window
+        return {i: (c, b) for i, (c, b) in enumerate(zip(counts, byte_sums, strict=True)) if c}
     pc = list(accumulate(counts, initial=0))
     pb = list(accumulate(byte_sums, initial=0))
-    out: dict = {}
-    for i in range(n):
-        a = i * per_step
-        b = a + per_range
-        c = pc[b] - pc[a]
-        if c:
-            out[i] = (c, pb[b] - pb[a])
-    return out
+    return {i: (c, pb[a + per_range] - pb[a])
+            for i, a in enumerate(range(0, n * per_step, per_step))
+            if (c := pc[a + per_range] - pc[a])}
 
 
 def _add(out: dict, key, windows: dict) -> None:
@@ -237,7 +234,7 @@ def count_windows(ctx, matchers, flt, range_ns: int, offset_ns: int):
                 found = {i: (c, byte_sums[i]) for i, c in enumerate(counts) if c}
             else:
                 found = _bucket_windows(counts, byte_sums, n, per_step, per_range)
-            stats.lines_matched += counted
+            stats.lines_matched += counted  # per window: a line counts once per window
             _add(out, key, found)
         if plain:
             plain.sort(key=lambda e: e[0])

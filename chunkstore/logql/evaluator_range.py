@@ -50,6 +50,7 @@ from chunkstore.logql.pipeline import Pipeline
 from chunkstore.logql.units import GoParseError, parse_bytes, parse_go_duration_ns, parse_go_float
 from chunkstore.logql_plan import compile_stages, label_filter_stage, to_matchers
 from chunkstore.querier import snapshot_streams, stream_source
+from chunkstore.timeutil import I64_MAX, I64_MIN
 
 __all__ = [
     "eval_range_aggregation",
@@ -546,8 +547,9 @@ def eval_range_aggregation(node: ast.RangeAggregation, ctx: EvalContext) -> dict
         raise QueryError(f"query: the range of {op} must be positive, got {range_ns}ns")
     grid = ctx.grid
     steps = grid.steps
-    lo = steps[0] - range_ns - offset_ns + 1  # scan [lo, hi): every window's samples
-    hi = steps[-1] - offset_ns + 1
+    # scan [lo, hi): the samples of every window (clamped to the int64 timestamps)
+    lo = max(I64_MIN, steps[0] - range_ns - offset_ns + 1)
+    hi = min(I64_MAX, steps[-1] - offset_ns + 1)
     stages = elide_line_format(op, lr.stages)
     clauses, python_stages = compile_stages(stages)
     flt = _kernels.scan.Filter(clauses)

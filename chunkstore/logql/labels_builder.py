@@ -12,11 +12,12 @@ Rules kept from Loki, because query results depend on them:
 * Precedence: parsed > structured metadata > stream.  A name lives in at most
   one "added" category: setting a parsed label removes a metadata label of the
   same name; setting metadata is a no-op when a parsed label exists.
-* Clashes are judged against the *stream* labels only (``base_has``): a parser
-  key equal to a stream label becomes ``<key>_extracted``; a key equal to an
-  earlier parsed or metadata label simply overwrites it.  The decision is made
-  per stream (Loki once cached it per query across streams, a bug fixed in
-  grafana/loki#19984).
+* Clashes: a parser key equal to a stream label or to a structured metadata
+  label of the line becomes ``<key>_extracted`` (``extracted_name``; Loki's
+  precedence stream > metadata > parsed, grafana/loki#19991); a key equal to
+  a label parsed by an earlier stage simply overwrites it.  The decision is made
+  per stream and line (Loki once cached it per query across streams, a bug
+  fixed in grafana/loki#19984).
 * ``__error__`` and ``__error_details__`` are not ordinary labels: ``get`` does
   not see them, they are appended to :meth:`labels` only when non-empty, and
   only ``drop``/label filters on ``__error__`` touch them.

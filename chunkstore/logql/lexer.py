@@ -329,9 +329,10 @@ class _Lexer:
     def _lex_number(self, start: int) -> int:
         q, n = self.q, self.n
         i = start
-        hexa = False
+        hexa = prefixed = False
         if q[i] == "0" and i + 1 < n and q[i + 1] in "xXoObB":
             hexa = q[i + 1] in "xX"
+            prefixed = True
             i += 2
             digits = "0123456789abcdefABCDEF_" if hexa else "0123456789_"
             while i < n and q[i] in digits:
@@ -357,7 +358,7 @@ class _Lexer:
                 i += 1
             if q[exp_at] in "pP" and not hexa:
                 raise _LexError(f"{q[exp_at]!r} exponent requires hexadecimal mantissa", exp_at)
-            if q[exp_at] in "eE" and hexa:
+            if q[exp_at] in "eE" and prefixed:  # Go: 0x, 0o and 0b alike
                 raise _LexError(f"{q[exp_at]!r} exponent requires decimal mantissa", exp_at)
             if not any(c in "0123456789" for c in q[digits_at:i]):
                 raise _LexError("exponent has no digits", exp_at)
