@@ -203,7 +203,8 @@ def label_sets(
             if not isinstance(n, str) or not _valid_name(n):
                 raise _fail(func, f"names holds an invalid label name {n!r}")
         if len(pool) < min_size:
-            raise _fail(func, f"names has {len(pool)} distinct names, fewer than min_size {min_size}")
+            raise _fail(func, f"names has {len(pool)} distinct names, "
+                              f"fewer than min_size {min_size}")
         name_st = st.sampled_from(pool)
     value_st = (label_values() if values is None else values).filter(bool)
     return st.dictionaries(name_st, value_st, min_size=min_size, max_size=max_size)
@@ -212,7 +213,8 @@ def label_sets(
 def _bad_names() -> SearchStrategy[str]:
     return st.one_of(
         st.just(""),
-        st.builds(lambda d, t: d + t, st.sampled_from("0123456789"), st.text(_NAME_TAIL, max_size=6)),
+        st.builds(lambda d, t: d + t, st.sampled_from("0123456789"),
+                  st.text(_NAME_TAIL, max_size=6)),
         st.builds(lambda h, c, t: h + c + t, st.sampled_from(_NAME_HEAD),
                   st.sampled_from("-.:/ ñé\n\"{}"), st.text(_NAME_TAIL, max_size=6)),
     )
@@ -243,8 +245,8 @@ def invalid_label_sets() -> SearchStrategy[dict]:
                         max_size=DEFAULT_LIMITS.max_names + 3),
         with_extra(one(st.integers(DEFAULT_LIMITS.max_name_length + 1, 4096).map(lambda k: "n" * k),
                        label_values())),
-        with_extra(one(label_names(),
-                       st.integers(DEFAULT_LIMITS.max_value_length + 1, 8192).map(lambda k: "v" * k))),
+        with_extra(one(label_names(), st.integers(DEFAULT_LIMITS.max_value_length + 1, 8192)
+                       .map(lambda k: "v" * k))),
         with_extra(one(label_names(), st.one_of(st.integers(), st.none(), st.binary(max_size=4)))),
         with_extra(one(st.integers(), label_values())),
         with_extra(one(label_names(), st.builds(lambda a, b: a + "\ud800" + b,
@@ -281,7 +283,8 @@ def _logfmt_value(v: str) -> str:
 
 
 def _logfmt_lines() -> SearchStrategy[str]:
-    keys = st.builds(lambda h, t: h + t, st.sampled_from(_LOWER), st.text(_LOWER + "_", max_size=10))
+    keys = st.builds(lambda h, t: h + t, st.sampled_from(_LOWER),
+                     st.text(_LOWER + "_", max_size=10))
     values = st.one_of(
         st.integers(-(10**6), 10**9).map(str),
         _ascii_text(20),
@@ -296,7 +299,8 @@ def _logfmt_lines() -> SearchStrategy[str]:
 
 
 def _json_lines() -> SearchStrategy[str]:
-    keys = st.text(_LOWER + "_", min_size=1, max_size=10).filter(lambda k: k not in ("level", "msg"))
+    keys = st.text(_LOWER + "_", min_size=1, max_size=10).filter(
+        lambda k: k not in ("level", "msg"))
     scalars = st.one_of(
         st.integers(-(2**53), 2**53), st.text(st.characters(codec="utf-8"), max_size=12),
         st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False),
@@ -324,7 +328,8 @@ def _nginx_lines() -> SearchStrategy[str]:
     segment = st.text(_LOWER + "0123456789-_.", min_size=1, max_size=10)
     path = st.builds(
         lambda parts, q: "/" + "/".join(parts) + (f"?q={q}" if q else ""),
-        st.lists(segment, max_size=4), st.one_of(st.none(), st.text(_LOWER + "0123456789", max_size=8)),
+        st.lists(segment, max_size=4),
+        st.one_of(st.none(), st.text(_LOWER + "0123456789", max_size=8)),
     )
     return st.builds(
         lambda ip, ts, method, p, status, size, agent:
@@ -373,13 +378,14 @@ def log_lines(
     ``"plain"``    ASCII text; minimal ``""``
     ``"logfmt"``   ``level=info msg="..." key=value ...``; minimal ``level=info msg=""``
     ``"json"``     one JSON object with ``level`` and ``msg``; minimal ``{"level":"info","msg":""}``
-    ``"nginx"``    a combined access-log line; minimal
-                   ``0.0.0.0 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "curl/8.4.0"``
+    ``"nginx"``    a combined access-log line; minimal ``0.0.0.0 - - [01/Jan/2024:00:00:00
+                   +0000] "GET / HTTP/1.1" 200 0 "-" "curl/8.4.0"`` (one line)
     ``"unicode"``  text with at least one non-ASCII character; minimal ``"\\x80"``
     ``"long"``     ``LONG_LINE_MIN`` (1024) to ``max_size`` bytes; minimal ``"0" * 1024``
 
     Lines are ``str`` and at most ``max_size`` bytes in UTF-8 (default 64 KiB,
-    well under the store's default ``max_line_size``; at least 1024).  With
+    well under the store's default ``max_line_size``; at least 1032, room
+    for the shortest long line and an invalid byte sequence).  With
     ``allow_invalid_utf8=True`` lines are ``bytes`` instead, and some hold a
     byte sequence that is not UTF-8 (``entry.line`` shows it replaced,
     ``entry.raw`` keeps it).
@@ -664,7 +670,7 @@ def selectors(*, labels: Mapping[str, str] | None = None) -> SearchStrategy[str]
 
 
 def line_filters() -> SearchStrategy[str]:
-    """Line filter text to append to a selector (``|= "a" or "b"``, ``!~ "x\\\\d"``, ``|> "<_> error"``).
+    """Line filter text to append to a selector: ``|= "a" or "b"``, ``|> "<_> error"`` ...
 
     Every operator, ``or`` chains and ``ip("...")`` filters; shrinks towards
     ``|= ""`` (which keeps every line).  ``selector + " " + filter`` always parses.
@@ -688,9 +694,27 @@ def _replace_selectors(node, selector: ast.Selector):
     return node
 
 
+def _compiles(tree) -> bool:
+    """Whether every pipeline builds (Loki refuses ``| logfmt x="a.b"`` when it runs)."""
+    from chunkstore.errors import QueryError
+    from chunkstore.logql_plan import compile_stages
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.LogQuery, ast.LogRange)):
+            try:
+                compile_stages(node.stages)
+            except QueryError:
+                return False
+    return True
+
+
 def queries(*, kind: str | None = None, selector: SearchStrategy[str] | None = None
             ) -> SearchStrategy[str]:
     """LogQL query text, built as a syntax tree and printed, so it always parses.
+
+    Every pipeline in it also compiles, so a log query runs on a store
+    (metric queries may still hit evaluation-time checks Loki has, such as
+    series left with an ``__error__`` label).
 
     ``kind``: ``"log"`` (selector plus pipeline: line filters, parsers,
     label filters, formatters, drop/keep), ``"metric"`` (range and vector
@@ -707,7 +731,7 @@ def queries(*, kind: str | None = None, selector: SearchStrategy[str] | None = N
         raise _fail(func, f"kind must be None, 'log' or 'metric', got {kind!r}")
     _check_strategy(func, "selector", selector)
     trees = {"log": _ast_st.log_queries, "metric": _ast_st.metric_exprs,
-             None: _ast_st.queries}[kind]()
+             None: _ast_st.queries}[kind]().filter(_compiles)
     if selector is None:
         return trees.map(to_string)
     return st.tuples(trees, selector.map(parse_selector)).map(

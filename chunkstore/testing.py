@@ -653,7 +653,8 @@ class StoreStateMachine(RuleBasedStateMachine):
     def choose_streams(self, pool, offsets):
         """The streams of this run, each with where (in minutes) its first entry goes."""
         self.pool = pool
-        self.first_ts = {_key(lbl): self.start_ns + m * _MINUTE for lbl, m in zip(pool, offsets)}
+        self.first_ts = {_key(lbl): self.start_ns + m * _MINUTE
+                         for lbl, m in zip(pool, offsets[:len(pool)], strict=True)}
 
     # -- helpers ----------------------------------------------------------------
     def _labels(self, i: int) -> dict:
