@@ -126,7 +126,15 @@ class MemIndex:
         entry = self.streams.get(ref.stream_id)
         if entry is not None:
             entry.chunks.discard(ref)
-            entry._recompute_bounds()
+            chunks = entry.chunks
+            if not chunks:
+                entry.min_ts, entry.max_ts = I64_MAX, I64_MIN
+            else:
+                # chunks are ordered by min_ts: the minimum is the first; the
+                # maximum needs a rescan only when the removed chunk held it
+                entry.min_ts = chunks[0].min_ts
+                if ref.max_ts >= entry.max_ts:
+                    entry._recompute_bounds()
         return ref
 
     # -- selection ------------------------------------------------------
@@ -199,6 +207,9 @@ class MemIndex:
                 assert sid in self.postings[name][value]
             keys = [_chunk_key(c) for c in e.chunks]
             assert keys == sorted(keys)
+            if e.chunks:
+                assert e.min_ts == min(c.min_ts for c in e.chunks)
+                assert e.max_ts == max(c.max_ts for c in e.chunks)
             for c in e.chunks:
                 assert self.chunks[c.chunk_id] is c and c.stream_id == sid
                 assert c.min_ts <= c.max_ts

@@ -60,10 +60,6 @@ except ImportError:
     sys.path.append(REPO)
 
 
-# Damage is what the fuzzers feed the readers: their warnings would only be noise.
-logging.getLogger("chunkstore").setLevel(logging.CRITICAL)
-
-
 class Finding(AssertionError):
     """An oracle of a fuzz target failed (not an exception of the reader itself)."""
 
@@ -350,6 +346,9 @@ def replay(name: str, paths: list[str]) -> int:
 
 
 def main(name: str) -> None:
+    # Damage is what the fuzzers feed the readers: their warnings are only noise.
+    # (Here, not at import: the quick tests share a process with caplog tests.)
+    logging.getLogger("chunkstore").setLevel(logging.CRITICAL)
     ap = argparse.ArgumentParser(
         description=f"Fuzz the {name.replace('_', ' ')} (atheris by default, else Hypothesis).")
     ap.add_argument("--hypothesis", action="store_true",

@@ -310,6 +310,7 @@ def run_one(path, name: str, disk: FaultyDisk, kind: str, nth: int, err: int,
         assert name == "close"  # a failed close() still closes the store
     except (OSError, ChunkstoreError) as exc:
         assert _names_the_error(exc, err), f"{ctx}: unclear error on the next write {exc!r}"
+        assert s._broken is not None or not fatal, f"{ctx}: store not marked broken"
         maybe.append([_mark(500, 1)])  # a failed write is "maybe written"
     else:
         assert not fatal, f"{ctx}: the store took a write after a failed fsync of {failed_path}"

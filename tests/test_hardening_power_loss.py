@@ -488,7 +488,7 @@ def test_power_loss_with_fsync_always_keeps_every_acknowledged_entry(tmp_path):
 
 def test_power_loss_with_fsync_batch_loses_only_the_window(tmp_path):
     seeds = range(2) if LONG else [12]
-    script = 24 if LONG else (SCRIPT[:12] if FAST else SCRIPT[:7])
+    script = 24 if LONG else SCRIPT[:12]
     # batch runs in real time: scan every third point in quick mode
     step = 1 if LONG else 3
     totals = crash_scan(tmp_path, "batch", seeds, script,
