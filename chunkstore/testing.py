@@ -594,19 +594,19 @@ class StoreStateMachine(RuleBasedStateMachine):
     * :meth:`make_store`: open the store at ``path`` (return a wrapper to
       test your own layer; the simulated crash needs ``_crash_for_tests``).
 
-    Timestamps are drawn around the time the example starts (from 30
-    minutes before), in steps of whole milliseconds, up to 5 minutes behind
-    and 1 minute ahead of each stream's newest entry, so that with a small
-    ``out_of_order_window`` some entries are rejected and with a
-    ``retention`` of under an hour some expire.
+    Timestamps are drawn around the time the example starts: each stream's
+    first entry 15 to 45 minutes before it, each next one from 5 minutes
+    behind to 2 minutes ahead of the stream's newest entry (in whole
+    milliseconds), so that with a small ``out_of_order_window`` some entries
+    are rejected and with a ``retention`` of about half an hour some expire.
 
     The machine keeps away from what the model cannot decide (see
     :class:`ReferenceStore`): it never re-sends an entry it sent before in an
     earlier call (duplicates are only dropped within the head block), never
     writes into a range it deleted (the store's tombstone would hide it), and
     once the store was reopened does not write entries older than the
-    model's out-of-order floor in streams that lost data.  Where a store may hold
-    more than the model (deleted or expired entries not yet removed from
+    model's out-of-order floor in streams that lost data.  Where a store may
+    hold more than the model (deleted or expired entries not yet removed from
     disk), ``stats``/``labels``/``series`` are checked to lie between what
     the model holds and what it held.  ``apply_retention`` is only called
     with ``now`` at or before the wall clock, and queries are compared with
