@@ -247,7 +247,14 @@ def _open_writer(store, report: OpenReport) -> None:
 
 
 def _remove_orphans(store, report: OpenReport) -> None:
+    """Remove segment files no live chunk points at (a crash between write and record).
+
+    Their entries are still in the WAL, unless the index log itself was
+    damaged: then they are moved to ``lost+found/`` instead of deleted.
+    """
     live = {ref.segment for ref in store.index.chunks.values()}
+    index_damaged = any(isinstance(p, CorruptionError) and p.path and
+                        p.path.endswith("index.log") for p in report.problems)
     seg_root = os.path.join(store.path, "segments")
     for day in sorted(os.listdir(seg_root)):
         d = os.path.join(seg_root, day)
@@ -255,8 +262,19 @@ def _remove_orphans(store, report: OpenReport) -> None:
             continue
         for name in os.listdir(d):
             rel = f"segments/{day}/{name}"
-            if name.endswith(".tmp") or (name.endswith(".seg") and rel not in live):
+            if name.endswith(".tmp"):
                 os.unlink(os.path.join(d, name))
+            elif name.endswith(".seg") and rel not in live:
+                if index_damaged:
+                    # The index log lost records: this segment may hold the only
+                    # copy of sealed data.  Keep it aside for `chunkstore inspect`.
+                    dest = os.path.join(store.path, "lost+found", f"{day}-{name}")
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    os.replace(os.path.join(d, name), dest)
+                    log.warning("store %s: index log was damaged; moved unreferenced segment "
+                                "%s to %s", store.path, rel, dest)
+                else:
+                    os.unlink(os.path.join(d, name))
                 report.orphan_segments_removed.append(rel)
         if not os.listdir(d):
             os.rmdir(d)

@@ -103,3 +103,24 @@ def test_reopen_is_idempotent_after_crash(tmp_path):
             views.append([(e.ts, e.raw) for e in s.query('{app=~".+"}')])
     assert views[0] == views[1] == views[2]
     assert len(views[0]) >= 250
+
+
+def test_regression_damaged_index_log_keeps_unreferenced_segments(tmp_path):
+    # hardening suite 3: a flipped byte in index.log made the next writer delete
+    # every segment it no longer referenced, although they held the only copy.
+    path = tmp_path / "store"
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        s.append({"app": "a"}, "sealed line", ts=1)
+    index = path / "index.log"
+    data = bytearray(index.read_bytes())
+    data[-3] ^= 0xFF  # inside the last record (the chunk record)
+    index.write_bytes(bytes(data))
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        assert s.replay_report.problems
+        assert s.replay_report.orphan_segments_removed
+    kept = list((path / "lost+found").glob("*.seg"))
+    assert kept, "unreferenced segment was deleted instead of kept"
+    from chunkstore.chunkfile import SegmentReader
+
+    with SegmentReader(str(kept[0])) as r:
+        assert r.verify() == []
