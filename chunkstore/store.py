@@ -121,6 +121,11 @@ class Store:
         self._readers: dict[str, SegmentReader] = {}
         self._chunk_meta_cache: dict[int, object] = {}
         self._logged_streams: set[int] = set()  # streams with a STREAM record in index.log
+        # Streams known only from the WAL: the WAL segment holding their STREAM
+        # record.  WAL truncation re-writes these records before removing the
+        # segment, or entries written later would name a stream replay never saw.
+        self._stream_record_seg: dict[int, int] = {}
+        self._pending_stream_records: dict[int, bytes] = {}  # created, not yet in the WAL
         self._segments: dict[str, SegmentWriter] = {}
         self._segment_of_day: dict[str, str] = {}
         self._wal_seg_max_lsn: dict[int, int] = {}
@@ -238,10 +243,11 @@ class Store:
 
     # ------------------------------------------------------------------
     # streams
-    def _resolve(self, labels) -> tuple[int, StreamHead, bytes | None]:
+    def _resolve(self, labels) -> tuple[int, StreamHead]:
         """Stream id and head for ``labels``, creating the stream if new.
 
-        Returns the framed WAL STREAM record to write when the stream is new.
+        A new stream's WAL STREAM record is queued and goes out ahead of the
+        entries in the next :meth:`_wal_write` (even if this call fails later).
         The cache key is the caller's own item order, so the common case (a
         collector reusing the same dict) costs one tuple and one dict lookup.
         """
@@ -256,10 +262,9 @@ class Store:
         else:
             key, sid = None, None
         if sid is not None:
-            return sid, self.heads[sid], None
+            return sid, self.heads[sid]
         lbls = Labels.from_input(labels, self.options.label_limits)
         sid = self.index.find_stream(lbls)
-        record = None
         if sid is None:
             limit = self.options.max_streams
             if limit and len(self.index.streams) >= limit:
@@ -270,13 +275,14 @@ class Store:
             sid = self.next_stream_id
             self.next_stream_id += 1
             self.index.add_stream(sid, lbls)
-            record = wal_records.encode_stream(sid, lbls.fingerprint, lbls.canonical)
+            self._pending_stream_records[sid] = wal_records.encode_stream(
+                sid, lbls.fingerprint, lbls.canonical)
         head = self.heads.get(sid)
         if head is None:
             head = self._new_head(sid)
         if key is not None and len(self._label_cache) < 1_000_000:
             self._label_cache[key] = sid
-        return sid, head, record
+        return sid, head
 
     def _new_head(self, sid: int) -> StreamHead:
         entry = self.index.streams[sid]
@@ -288,9 +294,8 @@ class Store:
         """A handle for repeated appends to one stream (validated once, here)."""
         with self._lock:
             self._check_writable()
-            sid, _head, record = self._resolve(labels)
-            if record is not None:
-                self._wal_write([record], [])
+            sid, _head = self._resolve(labels)
+            self._wal_write([], [])
             return Stream(self, sid, self.index.streams[sid].labels)
 
     # ------------------------------------------------------------------
@@ -304,20 +309,20 @@ class Store:
         """
         with self._lock:
             self._check_writable()
-            sid, head, record = self._resolve(labels)
-            self._append_one(sid, head, record, line, ts, metadata)
+            sid, head = self._resolve(labels)
+            self._append_one(sid, head, line, ts, metadata)
 
     def _append_sid(self, sid: int, line, ts, metadata) -> None:
         with self._lock:
             self._check_writable()
             head = self.heads.get(sid) or self._new_head(sid)
-            self._append_one(sid, head, None, line, ts, metadata)
+            self._append_one(sid, head, line, ts, metadata)
 
-    def _append_one(self, sid, head, record, line, ts, metadata) -> None:
+    def _append_one(self, sid, head, line, ts, metadata) -> None:
         ts = now_ns() if ts is None else to_ns(ts)
         entry = (ts, line) if metadata is None else (ts, line, metadata)
         result = PushResult()
-        self._push_entries(sid, head, [entry], result, [record] if record else [])
+        self._push_entries(sid, head, [entry], result, [])
         if result.rejected:
             reason = result.rejected[0][2]
             raise EntryRejected(f"append: entry rejected: {reason}", reason=reason)
@@ -346,12 +351,10 @@ class Store:
                 if not isinstance(entries, list):
                     entries = list(entries)
                 try:
-                    sid, head, record = self._resolve(labels)
+                    sid, head = self._resolve(labels)
                 except (LabelError, LimitError) as exc:
                     result.rejected.extend((labels, _entry_ts(e), str(exc)) for e in entries)
                     continue
-                if record is not None:
-                    records.append(record)
                 self._extend(sid, head, entries, result, records, touched, labels)
             self._wal_write(records, touched)
         return result
@@ -411,13 +414,21 @@ class Store:
         touched.append(head)
 
     def _wal_write(self, records: list[bytes], touched: list[StreamHead]) -> None:
+        new_streams = self._pending_stream_records
+        if new_streams:
+            records = [*new_streams.values(), *records]
         if records:
             try:
                 self._wal.write(records)
             except BaseException as exc:
                 self._broken = exc
                 raise
-            self._wal_seg_max_lsn[self._wal.current_segment()] = self.next_lsn - 1
+            seg = self._wal.current_segment()
+            if new_streams:
+                for sid in new_streams:
+                    self._stream_record_seg[sid] = seg
+                new_streams.clear()
+            self._wal_seg_max_lsn[seg] = self.next_lsn - 1
         if touched:
             self._after_append(touched)
 
@@ -520,6 +531,7 @@ class Store:
                 lbls = head.labels
                 index_records.append((STREAM, [head.stream_id, lbls.fingerprint, lbls.canonical]))
                 self._logged_streams.add(head.stream_id)
+                self._stream_record_seg.pop(head.stream_id, None)
             index_records.append((CHUNK, chunk_record(ref)))
             pending.append(ref)
         if not pending:
@@ -550,9 +562,35 @@ class Store:
         if not removable:
             return
         upto = max(removable) + 1
+        self._relog_streams_before(upto)
         self._wal.remove_segments_before(upto)
         for s in [s for s in self._wal_seg_max_lsn if s < upto]:
             del self._wal_seg_max_lsn[s]
+
+    def _relog_streams_before(self, upto: int) -> None:
+        """Copy the STREAM records of WAL-only streams out of segments about to go.
+
+        A stream created without entries (or whose entries were all sealed
+        before it reached the index log) is known only from its WAL STREAM
+        record; the copy goes to the current segment and is fsynced before the
+        old segments are deleted.
+        """
+        moving = sorted(sid for sid, seg in self._stream_record_seg.items() if seg < upto)
+        if not moving:
+            return
+        streams = self.index.streams
+        records = [wal_records.encode_stream(sid, streams[sid].labels.fingerprint,
+                                             streams[sid].labels.canonical)
+                   for sid in moving if sid in streams]
+        try:
+            self._wal.write(records)
+            self._wal.sync()
+        except BaseException as exc:
+            self._broken = exc
+            raise
+        seg = self._wal.current_segment()
+        for sid in moving:
+            self._stream_record_seg[sid] = seg
 
     def _seal_oldest_wal_holders(self) -> None:
         if not self._wal_seg_max_lsn:

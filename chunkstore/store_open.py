@@ -135,6 +135,7 @@ def _load(store, report: OpenReport) -> None:
     # are already in sealed chunks.
     wal_dir = os.path.join(store.path, "wal")
     seg_max: dict[int, int] = {}
+    stream_record_seg: dict[int, int] = {}
     max_lsn = max((e.flushed_lsn for e in index.streams.values()), default=0)
     replay = wal_mod.read_segments(wal_dir, repair=not store.read_only)
     for seq, offset, rec in replay:
@@ -143,6 +144,8 @@ def _load(store, report: OpenReport) -> None:
             sid = rec.stream_id
             if sid not in index.streams:
                 index.add_stream(sid, Labels.from_canonical(bytes(rec.labels)))
+            if sid not in logged:
+                stream_record_seg[sid] = seq
             max_sid = max(max_sid, sid)
         else:
             sid, lsn = rec.stream_id, rec.lsn
@@ -178,6 +181,8 @@ def _load(store, report: OpenReport) -> None:
         store._chunk_meta_cache = {}
         store._logged_streams = logged
         store._wal_seg_max_lsn = seg_max
+        store._stream_record_seg = stream_record_seg
+        store._pending_stream_records = {}
         store._tombstones = _compile_tombstones(tombstones, report, index_path)
         store.next_stream_id = max_sid + 1
         store.next_chunk_id = max_cid + 1

@@ -124,3 +124,33 @@ def test_regression_damaged_index_log_keeps_unreferenced_segments(tmp_path):
 
     with SegmentReader(str(kept[0])) as r:
         assert r.verify() == []
+
+
+STREAM_BEFORE_TRUNCATION_CHILD = textwrap.dedent("""
+    import sys, chunkstore
+    s = chunkstore.open(sys.argv[1], fsync="always", maintenance_interval=0, block_size=256,
+                        chunk_target_size=512, wal_segment_size=1024)
+    s.push([({"env": "quiet"}, [])])          # a stream with no entries yet
+    for i in range(200):                      # another stream seals and truncates the WAL
+        s.append({"app": "busy"}, "x" * 40 + str(i), ts=i)
+    s.append({"env": "quiet"}, "first line of the quiet stream", ts=1000)
+    print("acked", flush=True)
+    sys.stdin.read()                          # wait to be killed
+""")
+
+
+def test_regression_stream_created_before_a_wal_truncation_survives_a_crash(tmp_path):
+    # found by the SealingMachine state machine in CI: a stream created without
+    # entries had its WAL STREAM record in a segment that truncation removed, so
+    # its later entries named a stream replay never saw and were dropped.
+    path = str(tmp_path / "store")
+    proc = subprocess.Popen([sys.executable, "-c", STREAM_BEFORE_TRUNCATION_CHILD, path],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"acked\n"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        assert not s.replay_report.problems, s.replay_report.problems
+        got = [(e.ts, e.line) for e in s.query('{env="quiet"}')]
+        assert got == [(1000, "first line of the quiet stream")]
+        assert len(list(s.query('{app="busy"}'))) == 200
