@@ -14,7 +14,7 @@ ext_modules = []
 if not PURE:
     from Cython.Build import cythonize
 
-    names = ["_hashing", "_block", "_scan"]
+    names = ["_hashing", "_block", "_scan", "_tokens"]
     extensions = [
         Extension(
             f"chunkstore.{name}",

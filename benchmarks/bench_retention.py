@@ -5,9 +5,13 @@ Three figures of issue 6, measured in one run against baselines of the same run:
 * **bytes on disk per raw byte** of a loghub corpus (default 200 MB, 32
   streams; ``benchmarks/corpus.py``) ingested with the defaults (lz4 blocks),
   then after ``store.compact(codec="lz4hc")`` and ``codec="zstd"`` (the
-  ``chunkstore[zstd]`` extra); the whole store directory counts (segments,
-  index log, WAL).  Baselines: ``gzip -6`` of the raw text (target: the
-  compacted store at least as small) and the SQLite file of the same rows
+  ``chunkstore[zstd]`` extra) with the default options (entries re-cut into
+  ``compact_block_size`` = 4 MiB blocks, zstd at ``COMPACT_LEVELS``), and at
+  each ``--zstd-levels`` level besides; the whole store directory counts
+  (segments, index log, WAL).  Baselines: ``gzip -6`` of the raw text
+  (target: the compacted store at least as small), ``gzip -6`` of the text
+  with each line's nanosecond timestamp in front (the store keeps the
+  timestamps, the raw text does not) and the SQLite file of the same rows
   (``harness.sqlite_ingest``).  The read-side cost of each codec is shown as
   the scan speed of a query for a rare literal over the whole store;
 * **retention**: a store of 100,000 small chunks spread over 30 days (one
@@ -22,7 +26,8 @@ Three figures of issue 6, measured in one run against baselines of the same run:
 
 ``--smoke`` runs on 2 MB and 2,000 chunks in seconds and records nothing.
 
-    python benchmarks/bench_retention.py [--size 200] [--chunks 100000] [--days 30] [--smoke]
+    python benchmarks/bench_retention.py [--size 200] [--chunks 100000] [--days 30]
+        [--zstd-levels 16] [--smoke]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import harness  # noqa: E402
 from harness import fmt_bytes, fmt_rate, fmt_ratio  # noqa: E402
 
 import chunkstore  # noqa: E402
+from chunkstore import compaction  # noqa: E402
 from chunkstore.retention import RetentionPolicy  # noqa: E402
 
 S = 1_000_000_000
@@ -54,11 +60,20 @@ def dir_bytes(path: Path) -> int:
                for f in files)
 
 
+def filter_bytes(path: Path) -> int:
+    """Bytes of the token filter sections (FORMAT.md section 4) of every live chunk."""
+    with chunkstore.open(path, read_only=True) as store:
+        return sum(getattr(store.chunk_meta(ref), "filters_len", 0)
+                   for ref in store.index.chunks.values())
+
+
 def store_parts(path: Path) -> str:
-    """Where a store's bytes are: segments, WAL, index log."""
+    """Where a store's bytes are: segments (of which token filters), WAL, index log."""
     seg, wal = dir_bytes(path / "segments"), dir_bytes(path / "wal")
     idx = os.path.getsize(path / "index.log")
-    return f"segments {fmt_bytes(seg)}, WAL {fmt_bytes(wal)}, index log {fmt_bytes(idx)}"
+    filters = filter_bytes(path)
+    return (f"segments {fmt_bytes(seg)} (token filters {fmt_bytes(filters)}), WAL "
+            f"{fmt_bytes(wal)}, index log {fmt_bytes(idx)}")
 
 
 def have_zstd() -> bool:
@@ -89,15 +104,38 @@ def ingest(corpus, path: Path, batch: int = 2000) -> float:
     return time.perf_counter() - t0
 
 
-def compact_copy(src: Path, dst: Path, codec: str):
-    """Copy the store at ``src`` to ``dst`` and compact it; (report, wall s, CPU s)."""
+def compact_copy(src: Path, dst: Path, codec: str, level: int | None = None):
+    """Copy the store at ``src`` to ``dst`` and compact it; (report, wall s, CPU s).
+
+    ``level``: compress at this level instead of ``compaction.COMPACT_LEVELS``'.
+    """
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
-    with chunkstore.open(dst, **STORE_OPTS) as store:
-        w0, c0 = time.perf_counter(), time.process_time()
-        rep = store.compact(codec=codec)
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    codec_id = chunkstore.options._CODECS[codec]
+    saved = dict(compaction.COMPACT_LEVELS)
+    if level is not None:
+        compaction.COMPACT_LEVELS[codec_id] = level
+    try:
+        with chunkstore.open(dst, **STORE_OPTS) as store:
+            w0, c0 = time.perf_counter(), time.process_time()
+            rep = store.compact(codec=codec)
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    finally:
+        compaction.COMPACT_LEVELS.clear()
+        compaction.COMPACT_LEVELS.update(saved)
     return rep, wall, cpu
+
+
+def gzip_with_ts(corpus, level: int = 6) -> int:
+    """gzip bytes of every line with its decimal nanosecond timestamp and a space in front."""
+    import zlib
+
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    n = 0
+    for s in corpus:
+        n += len(comp.compress(b"".join(b"%d %s\n" % (ts, line)
+                                        for ts, line in zip(s.ts, s.lines, strict=True))))
+    return n + len(comp.flush())
 
 
 def text_bytes(path: Path) -> tuple[int, int]:
@@ -175,23 +213,15 @@ def time_expiry(path: Path, days: int, start_ns: int, repeat: int) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def zstd_reference(corpus, block_bytes: int, level: int) -> int:
-    """Stored bytes of the corpus as raw blocks of ``block_bytes`` compressed with zstd ``level``.
-
-    Not a store option: the size a compaction that also re-cut blocks would reach.
-    """
-    from chunkstore import _kernels
-
-    total = 0
-    for s in corpus:
-        a, size = 0, 0
-        for i, line in enumerate(s.lines):
-            size += len(line) + 8
-            if size >= block_bytes or i == len(s.lines) - 1:
-                raw = _kernels.block.encode_entries(s.ts[a:i + 1], s.lines[a:i + 1])
-                total += len(_kernels.block.compress_block(raw, 3, level))
-                a, size = i + 1, 0
-    return total
+def figure_name(codec: str, zstd_default: int) -> str:
+    """The row title of a store: as ingested, or compacted with ``codec`` (``zstdN``: level N)."""
+    if codec == "lz4":
+        return "chunkstore as ingested (lz4)"
+    if codec == "zstd":
+        return f"chunkstore after compact(codec=\"zstd\"), level {zstd_default}"
+    if codec.startswith("zstd"):
+        return f"chunkstore after compact(codec=\"zstd\") at level {codec[4:]}, not the default"
+    return f"chunkstore after compact(codec=\"{codec}\")"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunks", type=int, default=100_000, help="chunks of the retention store")
     p.add_argument("--days", type=int, default=30, help="days of the retention store")
     p.add_argument("--keep", action="store_true", help="keep the stores under benchmarks/.cache")
+    p.add_argument("--zstd-levels", default="16",
+                   help="comma-separated zstd levels to compact at besides the default "
+                        "(COMPACT_LEVELS); '' for none")
     args = harness.parse_args(p, argv)
     if args.smoke:
         args.chunks, args.days = 2_000, 10
@@ -220,15 +253,25 @@ def main(argv: list[str] | None = None) -> int:
     raw = corpus_mod.write_raw(corpus, raw_path)
     n_lines = corpus_mod.corpus_lines(corpus)
     gz = harness.gzip_size(raw_path, 6)
+    gz_ts = gzip_with_ts(corpus, 6)
     sql_s, sql_bytes = harness.sqlite_ingest(corpus, work / "sqlite.db")
     base = work / "store-lz4"
     ing_s = ingest(corpus, base)
     text, n_chunks = text_bytes(base)
     codecs = ["lz4hc"] + (["zstd"] if have_zstd() else [])
+    extra_levels = [int(x) for x in args.zstd_levels.split(",") if x.strip()]
+    zstd_default = compaction.COMPACT_LEVELS.get(chunkstore.options._CODECS["zstd"], 0)
     stores = {"lz4": (base, None, 0.0, 0.0)}
     for codec in codecs:
         path = work / f"store-{codec}"
         stores[codec] = (path, *compact_copy(base, path, codec))
+    if have_zstd():
+        for level in extra_levels:
+            if level == zstd_default:
+                continue
+            path = work / f"store-zstd{level}"
+            stores[f"zstd{level}"] = (path, *compact_copy(base, path, "zstd", level))
+    compacted = [c for c in stores if c != "lz4"]
     needle = pick_needle(corpus)
 
     def size_row(figure: str, size: int, detail: str = "") -> None:
@@ -239,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                      "detail": detail})
 
     size_row("gzip -6 of the raw text (baseline)", gz)
+    size_row("gzip -6 of the text with timestamps (baseline)", gz_ts,
+             "each line as '<ts_ns> <line>': the store keeps the timestamps, the raw text not")
     size_row("SQLite file of the same rows (baseline)", sql_bytes,
              "table (ts, stream_id, line) + index on (stream_id, ts)")
     want = sum(line.count(needle.encode()) > 0 for s in corpus for line in s.lines)
@@ -249,26 +294,36 @@ def main(argv: list[str] | None = None) -> int:
         if n != want:  # compaction must keep every entry
             raise SystemExit(f"bench_retention: the {codec} store returns {n} lines with "
                              f"{needle!r}, the corpus has {want}")
-        figure = ("chunkstore as ingested (lz4)" if rep is None
-                  else f"chunkstore after compact(codec=\"{codec}\")")
-        size_row(figure, sizes[codec],
+        size_row(figure_name(codec, zstd_default), sizes[codec],
                  f"{store_parts(path)}; whole-store scan {fmt_rate(text, scan_s)}")
-    if have_zstd():
-        ref = zstd_reference(corpus, 4 << 20, 9)
-        size_row("reference, not a store option: zstd level 9 on 4 MiB blocks", ref,
-                 "what compaction re-cutting blocks would reach")
-    else:
+        if rep is not None:
+            rows[-1]["detail"] += (f"; {rep.blocks_written:,} blocks written "
+                                   f"({fmt_bytes(text // max(1, rep.blocks_written))} of text "
+                                   f"each), {rep.blocks_copied:,} copied")
+    if not have_zstd():
         notes.append("zstd: the zstandard package is not installed (pip install "
                      "'chunkstore[zstd]'); no zstd figures")
-    smallest = min(sizes[c] for c in codecs)
-    notes.append(f"target (compacted store at most the size of gzip -6): "
-                 f"{'met' if smallest <= gz else 'missed'}, smallest compacted store "
-                 f"{smallest / gz:.2f}x gzip -6 and {smallest / sql_bytes:.2f}x the SQLite file")
+    best = min(codecs, key=sizes.__getitem__)
+    smallest = sizes[best]
+    notes.append(f"target (compacted store at most the size of gzip -6), default compaction "
+                 f"level: {'met' if smallest <= gz else 'missed'}, smallest compacted store "
+                 f"{smallest / gz:.2f}x gzip -6 ({smallest / gz_ts:.2f}x gzip -6 of the text "
+                 f"with timestamps; {(smallest - filter_bytes(stores[best][0])) / gz:.2f}x "
+                 f"gzip -6 without its token filters) and {smallest / sql_bytes:.2f}x the "
+                 f"SQLite file")
+    for c in compacted:
+        if c not in codecs:
+            notes.append(f"{figure_name(c, zstd_default)}: {sizes[c] / gz:.2f}x gzip -6 "
+                         f"({'meets' if sizes[c] <= gz else 'misses'} the target; "
+                         f"{(sizes[c] - filter_bytes(stores[c][0])) / gz:.2f}x without its "
+                         f"token filters)")
 
     # -- (c) compaction throughput ---------------------------------------------------
-    for codec in codecs:
+    for codec in compacted:
         _path, rep, wall, cpu = stores[codec]
-        rows.append({"figure": f"compaction throughput, lz4 -> {codec}",
+        name = (codec if not codec.startswith("zstd") or codec == "zstd"
+                else f"zstd level {codec[4:]}")
+        rows.append({"figure": f"compaction throughput, lz4 -> {name}",
                      "result": f"{fmt_rate(text, wall)} ({fmt_rate(text, cpu)} per core)",
                      "detail": f"{rep.chunks_before:,} chunks -> {rep.chunks_after:,}, "
                                f"{rep.blocks_reencoded:,} blocks re-encoded in {wall:.2f} s"})
@@ -323,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     notes += [
         f"corpus: {len(corpus)} streams, {n_lines:,} lines, {raw / 1e6:.0f} MB of raw text "
         f"({text / 1e6:.0f} MB of line text in {n_chunks:,} chunks as ingested, default "
-        f"options: 256 KiB blocks, 1.5 MiB chunks); ingest {fmt_rate(raw, ing_s)}, SQLite "
-        f"ingest {fmt_rate(raw, sql_s)}",
+        f"options: 256 KiB blocks, 1.5 MiB chunks; compaction re-cuts into "
+        f"{chunkstore.StoreOptions().compact_block_size / 2**20:g} MiB blocks); ingest "
+        f"{fmt_rate(raw, ing_s)}, SQLite ingest {fmt_rate(raw, sql_s)}",
         "bytes on disk: the whole store directory after close (segments, index log, WAL); "
         "throughput: line text in / wall seconds; per core: / CPU seconds of the process "
         "(compaction runs on one thread)",

@@ -1,8 +1,9 @@
 """Choose the compiled Cython core or its pure-Python twins, in one place.
 
 Every kernel exists twice with the same names, signatures and exceptions:
-``chunkstore._hashing`` / ``_block`` / ``_scan`` (compiled from ``src_c/``)
-and ``chunkstore._hashing_py`` / ``_block_py`` / ``_scan_py``.  The rest of the
+``chunkstore._hashing`` / ``_block`` / ``_scan`` / ``_tokens`` (compiled from
+``src_c/``) and ``chunkstore._hashing_py`` / ``_block_py`` / ``_scan_py`` /
+``_tokens_py``.  The rest of the
 package imports kernels only from here.
 
 Environment switches (read once, at import):
@@ -37,6 +38,7 @@ if not PURE_REQUESTED:
         from chunkstore import _block as block  # type: ignore[attr-defined]
         from chunkstore import _hashing as hashing  # type: ignore[attr-defined]
         from chunkstore import _scan as scan  # type: ignore[attr-defined]
+        from chunkstore import _tokens as tokens  # type: ignore[attr-defined]
 
         ACCELERATED = True
     except ImportError:
@@ -46,8 +48,9 @@ if not ACCELERATED:
     from chunkstore import _block_py as block
     from chunkstore import _hashing_py as hashing
     from chunkstore import _scan_py as scan
+    from chunkstore import _tokens_py as tokens
 
 crc32c = hashing.crc32c
 xxh64 = hashing.xxh64
 
-__all__ = ["ACCELERATED", "block", "hashing", "scan", "crc32c", "xxh64"]
+__all__ = ["ACCELERATED", "block", "hashing", "scan", "tokens", "crc32c", "xxh64"]

@@ -39,6 +39,10 @@ def scan_block(
 ) -> list[tuple[int, bytes, Metadata | None]]:
     """``scan_raw(decompress_block(stored, max_raw_len), ...)``."""
 
+#: True when lz4 blocks are decompressed into a reused per-thread buffer
+#: (python-lz4's LZ4_decompress_safe, found at import); the twin has False.
+FAST_LZ4: bool
+
 def count_raw(
     raw: Buffer,
     flt: Filter,

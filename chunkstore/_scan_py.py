@@ -21,6 +21,10 @@ from chunkstore._block_py import MAX_RAW_LEN, _as_bytes, _RawColumns, decompress
 
 __all__ = ["Filter", "scan_raw", "scan_block", "count_raw"]
 
+#: The compiled scanner decompresses lz4 into a reused per-thread buffer when
+#: this is True there; the twin always allocates (same results either way).
+FAST_LZ4 = False
+
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 

@@ -43,6 +43,11 @@ __all__ = [
     "SEGMENT_HEADER_LEN",
     "CHUNK_HEADER_FIXED_LEN",
     "INDEX_ENTRY_LEN",
+    "INDEX_ENTRY_LEN_V2",
+    "CHUNK_VERSION",
+    "CHUNK_VERSIONS",
+    "index_entry_len",
+    "check_filter_len",
     "TRAILER_LEN",
     "MIN_CHUNK_LEN",
     "MAX_BLOCKS_PER_CHUNK",
@@ -56,7 +61,8 @@ __all__ = [
 
 CHUNK_MAGIC = b"CSCK"
 TRAILER_MAGIC = b"CSCE"
-CHUNK_VERSION = 1
+CHUNK_VERSION = 2  # what the writer produces
+CHUNK_VERSIONS = (1, 2)  # what readers accept (version 1: no token filters)
 SEGMENT_MAGIC = b"CSSG"
 SEGMENT_VERSION = 1
 SEGMENT_HEADER_LEN = 16  # chunks start here
@@ -67,7 +73,11 @@ CHUNK_HEADER_FIXED_LEN = _HEADER.size  # 28; the header is 32 + labels_len bytes
 _U32 = struct.Struct("<I")
 #: offset, stored_len, raw_len, n_entries, min_ts, max_ts, codec, text_len
 _INDEX_ENTRY = struct.Struct("<QIIIqqBI")
-INDEX_ENTRY_LEN = _INDEX_ENTRY.size  # 41
+INDEX_ENTRY_LEN = _INDEX_ENTRY.size  # 41, version 1
+#: version 2 adds filter_len
+_INDEX_ENTRY_V2 = struct.Struct("<QIIIqqBII")
+INDEX_ENTRY_LEN_V2 = _INDEX_ENTRY_V2.size  # 45
+_ENTRY_STRUCTS = {1: _INDEX_ENTRY, 2: _INDEX_ENTRY_V2}
 #: index_offset, index_len, magic, crc32c
 _TRAILER = struct.Struct("<QI4sI")
 TRAILER_LEN = _TRAILER.size  # 20
@@ -76,7 +86,7 @@ STORED_BLOCK_OVERHEAD = 13  # codec u8, raw_len u32, payload_len u32, crc32c u32
 MAX_BLOCKS_PER_CHUNK = 65536
 MAX_LABELS_LEN = 1 << 20
 MAX_RAW_BLOCK_LEN = 64 << 20
-MAX_INDEX_LEN = 8 + INDEX_ENTRY_LEN * MAX_BLOCKS_PER_CHUNK
+MAX_INDEX_LEN = 8 + INDEX_ENTRY_LEN_V2 * MAX_BLOCKS_PER_CHUNK
 _MIN_INDEX_LEN = 8 + INDEX_ENTRY_LEN
 #: header with no labels, one empty-payload block, a one-entry index, trailer
 MIN_CHUNK_LEN = CHUNK_HEADER_FIXED_LEN + 4 + STORED_BLOCK_OVERHEAD + _MIN_INDEX_LEN + TRAILER_LEN
@@ -85,6 +95,23 @@ CODEC_NAMES = {0: "none", 1: "lz4", 2: "lz4-hc", 3: "zstd"}
 
 # Field offsets inside an index entry, for error locations.
 _E_OFFSET, _E_STORED, _E_RAW, _E_N, _E_MIN, _E_MAX, _E_CODEC, _E_TEXT = 0, 8, 12, 16, 20, 28, 36, 37
+_E_FILTER = 41
+_FILTER_MAX_K = 16
+
+
+def index_entry_len(version: int) -> int:
+    """Bytes of one block index entry in a chunk of ``version``."""
+    return INDEX_ENTRY_LEN if version == 1 else INDEX_ENTRY_LEN_V2
+
+
+def check_filter_len(filter_len: int, raw_len: int) -> bool:
+    """Whether a token filter of ``filter_len`` bytes is allowed for a ``raw_len`` block.
+
+    0 (no filter) or ``1 + nbytes`` with ``8 <= nbytes <= raw_len // 4 + 8``:
+    the writer sizes filters by distinct keys but never beyond a quarter of
+    the raw block, so a hostile index cannot make a reader allocate more.
+    """
+    return filter_len == 0 or 9 <= filter_len <= raw_len // 4 + 9
 
 _U64_MAX = (1 << 64) - 1
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -139,7 +166,9 @@ class BlockMeta(NamedTuple):
 
     ``offset`` is from the chunk start; ``stored_len`` is the whole stored
     block (13 + payload bytes); ``raw_len`` the decompressed size; timestamps
-    are ns; ``text_len`` the sum of line lengths (bytes).
+    are ns; ``text_len`` the sum of line lengths (bytes).  ``filter_len`` is
+    the size of the block's token filter (0: none; always 0 in a version 1
+    chunk) and ``filter_offset`` where it starts, from the chunk start.
     """
 
     offset: int
@@ -150,6 +179,8 @@ class BlockMeta(NamedTuple):
     max_ts: int
     codec: int
     text_len: int
+    filter_len: int = 0
+    filter_offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +204,7 @@ class ChunkMeta:
     text_bytes: int
     segment: str | None = None
     offset: int | None = None
+    version: int = CHUNK_VERSION
 
     @classmethod
     def from_blocks(
@@ -183,6 +215,7 @@ class ChunkMeta:
         blocks: tuple[BlockMeta, ...],
         segment: str | None = None,
         offset: int | None = None,
+        version: int = CHUNK_VERSION,
     ) -> ChunkMeta:
         """Build a meta, aggregating time span and counts over ``blocks``."""
         return cls(
@@ -197,6 +230,7 @@ class ChunkMeta:
             text_bytes=sum(b.text_len for b in blocks),
             segment=segment,
             offset=offset,
+            version=version,
         )
 
     @property
@@ -212,7 +246,18 @@ class ChunkMeta:
     @property
     def index_len(self) -> int:
         """Bytes of the block index including its crc."""
-        return 8 + INDEX_ENTRY_LEN * len(self.blocks)
+        return 8 + index_entry_len(self.version) * len(self.blocks)
+
+    @property
+    def filters_offset(self) -> int:
+        """Offset of the token filter section (version 2), where the blocks end."""
+        last = self.blocks[-1]
+        return last.offset + last.stored_len
+
+    @property
+    def filters_len(self) -> int:
+        """Bytes of the token filter section including its crc (0 in version 1)."""
+        return self.index_offset - self.filters_offset
 
     @property
     def stored_bytes(self) -> int:
@@ -235,7 +280,14 @@ class ChunkMeta:
             assert b.text_len <= b.raw_len
             assert b.codec in CODEC_NAMES
             pos += b.stored_len
-        assert pos == self.index_offset
+        if self.version == 1:
+            assert pos == self.index_offset
+        else:
+            for b in self.blocks:
+                assert check_filter_len(b.filter_len, b.raw_len)
+                assert b.filter_offset == pos
+                pos += b.filter_len
+            assert pos + 4 == self.index_offset
         assert self.chunk_len >= MIN_CHUNK_LEN
         assert self.min_ts == min(b.min_ts for b in self.blocks)
         assert self.max_ts == max(b.max_ts for b in self.blocks)
@@ -251,6 +303,7 @@ class ChunkHeader(NamedTuple):
     fingerprint: int
     labels: bytes
     header_len: int
+    version: int = CHUNK_VERSION
 
 
 # -- encoding -----------------------------------------------------------------
@@ -259,14 +312,16 @@ class ChunkHeader(NamedTuple):
 def encode_chunk(
     fingerprint: int,
     labels: bytes,
-    stored_blocks: Sequence[tuple[bytes, int, int, int, int]],
+    stored_blocks: Sequence[tuple],
 ) -> tuple[bytes, ChunkMeta]:
-    """Build a whole chunk (header, blocks, index, trailer) in memory.
+    """Build a whole chunk (header, blocks, token filters, index, trailer) in memory.
 
     ``stored_blocks`` holds, in the order they are to be read, tuples
-    ``(stored_block, n_entries, min_ts_ns, max_ts_ns, text_len)`` where
-    ``stored_block`` is the output of ``block.compress_block``; its codec and
-    raw length are read from its header (its crc is not recomputed).
+    ``(stored_block, n_entries, min_ts_ns, max_ts_ns, text_len[, token_filter])``
+    where ``stored_block`` is the output of ``block.compress_block``; its codec
+    and raw length are read from its header (its crc is not recomputed), and
+    ``token_filter`` is the block's filter (``tokenfilter.block_filter``; b""
+    or absent: none).  The chunk is written in the current version (2).
     ``fingerprint`` must be the XXH64 of ``labels`` (FORMAT.md section 1).
 
     Returns ``(chunk_bytes, meta)``; ``meta.segment``/``offset`` are None.
@@ -294,8 +349,14 @@ def encode_chunk(
     parts: list[bytes] = [b"", b""]  # header and labels+crc, filled in below
     metas: list[BlockMeta] = []
     pos = header_len
+    filters: list[bytes] = []
     for i, item in enumerate(stored_blocks):
-        stored, n_entries, min_ts, max_ts, text_len = item
+        if len(item) == 6:
+            stored, n_entries, min_ts, max_ts, text_len, tfilter = item
+            tfilter = bytes(tfilter) if tfilter else b""
+        else:
+            stored, n_entries, min_ts, max_ts, text_len = item
+            tfilter = b""
         stored = bytes(stored)
         try:
             codec, raw_len, payload_len = _block.read_block_header(stored)
@@ -320,16 +381,31 @@ def encode_chunk(
             raise ValueError(
                 f"encode_chunk: block {i} text_len {text_len} exceeds raw_len {raw_len}"
             )
+        if not check_filter_len(len(tfilter), raw_len) or (
+                tfilter and not 1 <= tfilter[0] <= _FILTER_MAX_K):
+            raise ValueError(
+                f"encode_chunk: block {i} token filter of {len(tfilter)} bytes is malformed "
+                f"for a {raw_len}-byte raw block"
+            )
         metas.append(
-            BlockMeta(pos, len(stored), raw_len, n_entries, min_ts, max_ts, codec, text_len)
+            BlockMeta(pos, len(stored), raw_len, n_entries, min_ts, max_ts, codec, text_len,
+                      len(tfilter))
         )
+        filters.append(tfilter)
         parts.append(stored)
         pos += len(stored)
+
+    section = b"".join(filters)
+    for i, m in enumerate(metas):
+        metas[i] = m._replace(filter_offset=pos)
+        pos += m.filter_len
+    parts.append(section + _U32.pack(crc32c(section)))
+    pos += 4
 
     index_offset = pos
     index_body = bytearray(_U32.pack(n_blocks))
     for m in metas:
-        index_body += _INDEX_ENTRY.pack(*m)
+        index_body += _INDEX_ENTRY_V2.pack(*m[:9])
     index_body += _U32.pack(crc32c(index_body))
     index_len = len(index_body)
     parts.append(bytes(index_body))
@@ -391,7 +467,7 @@ def parse_chunk_header(
     (stored_crc,) = _U32.unpack_from(view, header_len - 4)
     if crc32c(view[: header_len - 4]) != stored_crc:
         raise _corrupt("chunk header: crc32c mismatch", path, base)
-    if version != CHUNK_VERSION:
+    if version not in CHUNK_VERSIONS:
         raise _corrupt(f"chunk header: unsupported version {version}", path, base + 4)
     if flags != 0:
         raise _corrupt(f"chunk header: unknown flags {flags:#04x}", path, base + 5)
@@ -408,11 +484,12 @@ def parse_chunk_header(
             path, base + 8,
         )
     labels = bytes(view[CHUNK_HEADER_FIXED_LEN : header_len - 4])
-    return ChunkHeader(chunk_len, fingerprint, labels, header_len)
+    return ChunkHeader(chunk_len, fingerprint, labels, header_len, version)
 
 
 def parse_chunk_trailer(
-    buf, chunk_len: int, header_len: int, base: int = 0, path: str | None = None
+    buf, chunk_len: int, header_len: int, base: int = 0, path: str | None = None,
+    version: int = 1,
 ) -> tuple[int, int]:
     """Validate the 20-byte trailer in ``buf`` of a chunk of ``chunk_len`` bytes at ``base``.
 
@@ -433,10 +510,11 @@ def parse_chunk_trailer(
         )
     if crc32c(view[:16]) != stored_crc:
         raise _corrupt("chunk trailer: crc32c mismatch", path, at)
-    if not (_MIN_INDEX_LEN <= index_len <= MAX_INDEX_LEN
-            and (index_len - 8) % INDEX_ENTRY_LEN == 0):
+    entry_len = index_entry_len(version)
+    if not (8 + entry_len <= index_len <= 8 + entry_len * MAX_BLOCKS_PER_CHUNK
+            and (index_len - 8) % entry_len == 0):
         raise _corrupt(
-            f"chunk trailer: index_len {index_len} is not 8 + {INDEX_ENTRY_LEN} x n_blocks "
+            f"chunk trailer: index_len {index_len} is not 8 + {entry_len} x n_blocks "
             f"with 1 <= n_blocks <= {MAX_BLOCKS_PER_CHUNK}",
             path, at + 8,
         )
@@ -446,7 +524,7 @@ def parse_chunk_trailer(
             f"at the trailer ({chunk_len - TRAILER_LEN})",
             path, at,
         )
-    if index_offset < header_len + STORED_BLOCK_OVERHEAD:
+    if index_offset < header_len + STORED_BLOCK_OVERHEAD + (4 if version >= 2 else 0):
         raise _corrupt(
             f"chunk trailer: index_offset {index_offset} leaves no room for blocks after "
             f"the {header_len}-byte header",
@@ -456,18 +534,23 @@ def parse_chunk_trailer(
 
 
 def parse_chunk_index(
-    buf, index_offset: int, header_len: int, base: int = 0, path: str | None = None
+    buf, index_offset: int, header_len: int, base: int = 0, path: str | None = None,
+    version: int = 1,
 ) -> tuple[BlockMeta, ...]:
     """Validate a block index (``buf`` holds exactly the index, crc included).
 
     ``index_offset`` and ``header_len`` are from the chunk start at file
     offset ``base``: the blocks must tile ``[header_len, index_offset)``
-    exactly, in order, without gaps or overlap.
+    exactly, in order, without gaps or overlap (version 2: followed by the
+    token filters, whose lengths plus their 4-byte crc fill the rest).
     """
     at = base + index_offset
     view = memoryview(buf)
     index_len = len(view)
-    if index_len < _MIN_INDEX_LEN or index_len > MAX_INDEX_LEN:
+    entry_len = index_entry_len(version)
+    entry = _ENTRY_STRUCTS[1 if version == 1 else 2]
+    v2 = version != 1
+    if index_len < 8 + entry_len or index_len > MAX_INDEX_LEN:
         raise _corrupt(f"chunk index: length {index_len} is out of range", path, at)
     (n_blocks,) = _U32.unpack_from(view)
     if not 1 <= n_blocks <= MAX_BLOCKS_PER_CHUNK:
@@ -475,7 +558,7 @@ def parse_chunk_index(
             f"chunk index: n_blocks {n_blocks} is not within 1 to {MAX_BLOCKS_PER_CHUNK}",
             path, at,
         )
-    if 8 + INDEX_ENTRY_LEN * n_blocks != index_len:
+    if 8 + entry_len * n_blocks != index_len:
         raise _corrupt(
             f"chunk index: n_blocks {n_blocks} does not match the index length {index_len}",
             path, at,
@@ -485,9 +568,10 @@ def parse_chunk_index(
         raise _corrupt("chunk index: crc32c mismatch", path, at)
     blocks = []
     pos = header_len
+    room = index_offset - (4 if v2 else 0)  # version 2: the filters' crc at least
     for i in range(n_blocks):
-        e = 4 + INDEX_ENTRY_LEN * i
-        m = BlockMeta._make(_INDEX_ENTRY.unpack_from(view, e))
+        e = 4 + entry_len * i
+        m = BlockMeta(*entry.unpack_from(view, e))
         ea = at + e
         if m.offset != pos:
             raise _corrupt(
@@ -495,7 +579,7 @@ def parse_chunk_index(
                 "(blocks must follow the header back to back)",
                 path, ea + _E_OFFSET,
             )
-        if m.stored_len < STORED_BLOCK_OVERHEAD or m.stored_len > index_offset - pos:
+        if m.stored_len < STORED_BLOCK_OVERHEAD or m.stored_len > room - pos:
             raise _corrupt(
                 f"chunk index: block {i} stored_len {m.stored_len} does not fit "
                 f"between {pos} and the index at {index_offset}",
@@ -532,12 +616,30 @@ def parse_chunk_index(
                 f"chunk index: block {i} text_len {m.text_len} exceeds raw_len {m.raw_len}",
                 path, ea + _E_TEXT,
             )
+        if v2 and not check_filter_len(m.filter_len, m.raw_len):
+            raise _corrupt(
+                f"chunk index: block {i} filter_len {m.filter_len} is not 0 or 9 to "
+                f"{m.raw_len // 4 + 9} for raw_len {m.raw_len}",
+                path, ea + _E_FILTER,
+            )
         blocks.append(m)
         pos += m.stored_len
-    if pos != index_offset:
+    last_entry = at + 4 + entry_len * (n_blocks - 1)
+    if v2:
+        fpos = pos
+        for i, m in enumerate(blocks):
+            blocks[i] = m._replace(filter_offset=fpos)
+            fpos += m.filter_len
+        if fpos + 4 != index_offset:
+            raise _corrupt(
+                f"chunk index: blocks end at {pos} and their {fpos - pos} filter bytes "
+                f"(+ 4 crc bytes) do not end where the index starts at {index_offset}",
+                path, last_entry + (_E_FILTER if fpos > pos else _E_STORED),
+            )
+    elif pos != index_offset:
         raise _corrupt(
             f"chunk index: blocks end at {pos}, but the index starts at {index_offset}",
-            path, at + 4 + INDEX_ENTRY_LEN * (n_blocks - 1) + _E_STORED,
+            path, last_entry + _E_STORED,
         )
     return tuple(blocks)
 
@@ -559,13 +661,14 @@ def decode_chunk_meta(buf, base_offset: int = 0, path: str | None = None) -> Chu
     chunk_len = header.chunk_len
     tail = view[chunk_len - TRAILER_LEN : chunk_len]
     index_offset, index_len = parse_chunk_trailer(
-        tail, chunk_len, header.header_len, base_offset, path
+        tail, chunk_len, header.header_len, base_offset, path, header.version
     )
     blocks = parse_chunk_index(
         view[index_offset : index_offset + index_len],
-        index_offset, header.header_len, base_offset, path,
+        index_offset, header.header_len, base_offset, path, header.version,
     )
     return ChunkMeta.from_blocks(
         header.fingerprint, header.labels, chunk_len, blocks,
         segment=path, offset=base_offset if path is not None else None,
+        version=header.version,
     )

@@ -25,7 +25,7 @@ from chunkstore.chunkfile_format import (
     CHUNK_HEADER_FIXED_LEN,
     CHUNK_MAGIC,
     CODEC_NAMES,
-    INDEX_ENTRY_LEN,
+    index_entry_len,
     MAX_LABELS_LEN,
     MIN_CHUNK_LEN,
     SEGMENT_HEADER_LEN,
@@ -111,16 +111,18 @@ def read_chunk_meta_fd(
             path=path, offset=offset + 8,
         )
     index_offset, index_len = parse_chunk_trailer(
-        tail[-TRAILER_LEN:], length, header.header_len, offset, path
+        tail[-TRAILER_LEN:], length, header.header_len, offset, path, header.version
     )
     in_tail = index_offset - (length - tail_len)
     if in_tail >= 0:
         index = memoryview(tail)[in_tail : in_tail + index_len]
     else:  # index_len is bounded by MAX_INDEX_LEN (2.6 MiB) and lies inside the file
         index = _pread_exact(fd, index_len, offset + index_offset, path, "chunk index")
-    blocks = parse_chunk_index(index, index_offset, header.header_len, offset, path)
+    blocks = parse_chunk_index(index, index_offset, header.header_len, offset, path,
+                               header.version)
     return ChunkMeta.from_blocks(
-        header.fingerprint, header.labels, length, blocks, segment=path, offset=offset
+        header.fingerprint, header.labels, length, blocks, segment=path, offset=offset,
+        version=header.version,
     )
 
 
@@ -226,6 +228,43 @@ class SegmentReader:
             raise CorruptionError("stored block: crc32c mismatch", path=self._path, offset=at)
         return stored
 
+    def read_filters(self, meta: ChunkMeta) -> list[bytes]:
+        """The token filter of each block of a chunk (b"" for none; all b"" in version 1).
+
+        One ``pread`` of the filter section; its crc32c and each filter's
+        ``k`` byte are checked (:class:`CorruptionError` at the section's
+        start or the bad filter's first byte).
+        """
+        if meta.offset is None:
+            raise ValueError("segment reader: read_filters needs a meta read from a file")
+        if meta.version == 1:
+            return [b""] * len(meta.blocks)
+        fd = self._fileno()
+        start = meta.offset + meta.filters_offset
+        n = meta.filters_len
+        size = self._size_covering(start + n)
+        if start + n > size:
+            raise CorruptionError(
+                f"token filters at {start} ({n} bytes) run past the end of the file "
+                f"({size} bytes)", path=self._path, offset=size)
+        section = _pread_exact(fd, n, start, self._path, "token filters")
+        (stored_crc,) = _U32.unpack_from(section, n - 4)
+        if crc32c(memoryview(section)[:-4]) != stored_crc:
+            raise CorruptionError("token filters: crc32c mismatch", path=self._path, offset=start)
+        out = []
+        base = meta.filters_offset
+        for b in meta.blocks:
+            if not b.filter_len:
+                out.append(b"")
+                continue
+            f = section[b.filter_offset - base : b.filter_offset - base + b.filter_len]
+            if not 1 <= f[0] <= 16:
+                raise CorruptionError(
+                    f"token filter: k = {f[0]} is not within 1 to 16",
+                    path=self._path, offset=meta.offset + b.filter_offset)
+            out.append(f)
+        return out
+
     def read_raw_block(self, chunk_offset: int, block: BlockMeta) -> bytes:
         """Return the decompressed (raw) bytes of one block, checked.
 
@@ -284,6 +323,10 @@ class SegmentReader:
                     self._check_block_contents(meta, i, b, stored)
             except CorruptionError as err:
                 errors.append(err)
+        try:
+            self.read_filters(meta)
+        except CorruptionError as err:
+            errors.append(err)
         if deep and xxh64(meta.labels) != meta.fingerprint:
             errors.append(CorruptionError(
                 f"chunk header: fingerprint {meta.fingerprint:#018x} is not the XXH64 "
@@ -294,7 +337,7 @@ class SegmentReader:
 
     def _check_block_contents(self, meta: ChunkMeta, i: int, b: BlockMeta, stored: bytes) -> None:
         at = meta.offset + b.offset
-        entry_at = meta.offset + meta.index_offset + 4 + INDEX_ENTRY_LEN * i
+        entry_at = meta.offset + meta.index_offset + 4 + index_entry_len(meta.version) * i
         try:
             raw = _block.decompress_block(stored, max_raw_len=b.raw_len)
             ts, lines, _meta = _block.decode_entries(raw)

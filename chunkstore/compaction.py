@@ -5,10 +5,15 @@ smaller than half the target size, chunks a tombstone touches, chunks whose
 blocks are not in the target codec (default lz4-hc: slower to compress,
 smaller, and faster to decompress than lz4) — into full-size chunks:
 
-* a block no tombstone touches and already in the target codec is copied
-  verbatim (its checksum verified first);
-* any other block is decoded, stripped of deleted and expired entries, and
-  re-encoded in the target codec;
+* a block no tombstone touches, already in the target codec and at least
+  half of ``compact_block_size`` raw bytes is copied verbatim (its checksum
+  verified first, its token filter kept);
+* the entries of every other block are decoded, stripped of deleted and
+  expired entries, and re-cut, in time order, into new blocks of about
+  ``compact_block_size`` raw bytes (default 4 MiB, 16x the ingest block:
+  larger blocks compress better), compressed in the target codec at the level
+  in ``COMPACT_LEVELS``, each with its token filter
+  (``chunkstore.tokenfilter.block_filter``);
 * empty results are dropped.
 
 Compaction also reclaims space: a segment file whose dead bytes (chunks
@@ -31,16 +36,28 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add
 
 from chunkstore import _kernels
-from chunkstore.chunkfile import SegmentWriter, encode_chunk
+from chunkstore.chunkfile import MAX_BLOCKS_PER_CHUNK, SegmentWriter, encode_chunk
 from chunkstore.chunkfile_format import SEGMENT_HEADER_LEN
 from chunkstore.index import ChunkRef
 from chunkstore.index_log import CHUNK, TOMBSTONE_DONE
 from chunkstore.options import _CODECS
+from chunkstore.tokenfilter import block_filter
 
-__all__ = ["CompactionReport", "compact"]
+__all__ = ["COMPACT_LEVELS", "CompactionReport", "compact"]
+
+#: compression level of the blocks compaction builds, per codec id (0 or
+#: absent: the codec's default; lz4-hc's is 9).  Measured on the 200 MB loghub
+#: corpus of benchmarks/bench_retention.py, 4 MiB blocks, store bytes vs gzip -6
+#: of the raw text: zstd level 3 1.21x (530 MB/s), 9 1.06x (100 MB/s), 12
+#: 1.05x (45 MB/s), 15 1.02x (14 MB/s), 16 0.97x (6 MB/s).  Compaction holds
+#: the store lock, so its speed is also how long writers wait.
+COMPACT_LEVELS = {_kernels.block.CODEC_ZSTD: 9}
 
 
 @dataclass
@@ -54,7 +71,8 @@ class CompactionReport:
     bytes_after: int = 0
     entries_removed: int = 0
     blocks_copied: int = 0
-    blocks_reencoded: int = 0
+    blocks_reencoded: int = 0  # blocks decoded (re-cut, filtered or recompressed)
+    blocks_written: int = 0  # new blocks built from their entries
     tombstones_applied: int = 0
     seconds: float = 0.0
 
@@ -128,9 +146,7 @@ def compact(store, *, codec: str = "lz4hc") -> CompactionReport:
 
 def _mostly_dead_segments(store) -> set[str]:
     """Segments whose dead bytes are at least a quarter of their chunk bytes."""
-    live: dict[str, int] = {}
-    for c in store.index.chunks.values():
-        live[c.segment] = live.get(c.segment, 0) + c.length
+    live = store.index.segment_live_bytes()
     out = set()
     for name, n in live.items():
         w = store._segments.get(name)
@@ -165,6 +181,9 @@ def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
                      new_refs, old_ids, segments) -> None:
     """Write the new chunks of every stream that needs it (nothing is switched yet)."""
     opts = store.options
+    block_bytes = opts.compact_block_size or opts.block_size
+    level = COMPACT_LEVELS.get(codec_id, 0)
+    with_filters = getattr(opts, "token_filters", True)  # off: new chunks carry none
     for sid, entry in list(store.index.streams.items()):
         chunks = list(entry.chunks)
         if not chunks:
@@ -187,39 +206,46 @@ def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
         if not dirty and n_small < 2:
             continue
         rep.streams += 1
-        out_blocks = []  # (stored, n, min_ts, max_ts, text_len)
+        blocks = []
         for ref, meta, touched in plan:
             rep.chunks_before += 1
             rep.bytes_before += ref.stored_bytes
             old_ids.append(ref.chunk_id)
+            blocks.extend((bm, i, ref, meta, touched) for i, bm in enumerate(meta.blocks))
+        # in time order, so the re-cut blocks follow each other in time
+        blocks.sort(key=lambda b: (b[0].min_ts, b[0].max_ts))
+        out_blocks = []  # (stored, n, min_ts, max_ts, text_len, token_filter)
+        recut = _BlockCutter(block_bytes, codec_id, level, out_blocks, with_filters)
+        filters: dict[int, list[bytes]] = {}  # chunk id -> its blocks' token filters
+        for bm, i, ref, meta, touched in blocks:
+            hit = [t for t in touched if t.start <= bm.max_ts and t.end > bm.min_ts]
+            exp = cutoff is not None and bm.min_ts < cutoff
             reader = store.segment_reader(ref.segment)
-            for bm in meta.blocks:
-                hit = [t for t in touched if t.start <= bm.max_ts and t.end > bm.min_ts]
-                exp = cutoff is not None and bm.min_ts < cutoff
-                if not hit and not exp and bm.codec == codec_id:
-                    stored = reader.read_block(ref.offset, bm, verify=True)
-                    out_blocks.append((stored, bm.n_entries, bm.min_ts, bm.max_ts,
-                                       bm.text_len))
-                    rep.blocks_copied += 1
-                    continue
-                raw = reader.read_raw_block(ref.offset, bm)
-                ts_list, lines, metas = _kernels.block.decode_entries(raw)
-                keep_ts, keep_lines, keep_meta = [], [], []
-                for ts, line, m in zip(ts_list, lines, metas):
-                    if exp and ts < cutoff:
-                        continue
-                    if any(t.covers(ts, line, m, entry.labels) for t in hit):
-                        continue
-                    keep_ts.append(ts)
-                    keep_lines.append(line)
-                    keep_meta.append(m)
-                rep.entries_removed += len(ts_list) - len(keep_ts)
-                rep.blocks_reencoded += 1
-                if keep_ts:
-                    new_raw = _kernels.block.encode_entries(keep_ts, keep_lines, keep_meta)
-                    stored = _kernels.block.compress_block(new_raw, codec_id)
-                    out_blocks.append((stored, len(keep_ts), min(keep_ts), max(keep_ts),
-                                       sum(len(x) for x in keep_lines)))
+            if (not hit and not exp and bm.codec == codec_id
+                    and 2 * bm.raw_len >= block_bytes):
+                # big enough and in the target codec: copied as it is
+                recut.flush()
+                stored = reader.read_block(ref.offset, bm, verify=True)
+                tf = _kept_filter(reader, ref, meta, bm, i, filters) if with_filters else b""
+                out_blocks.append((stored, bm.n_entries, bm.min_ts, bm.max_ts, bm.text_len, tf))
+                rep.blocks_copied += 1
+                continue
+            raw = reader.read_raw_block(ref.offset, bm)
+            ts_list, lines, metas = _kernels.block.decode_entries(raw)
+            n = len(ts_list)
+            if hit or exp:
+                keep = [j for j, (ts, line, m) in enumerate(zip(ts_list, lines, metas, strict=True))
+                        if not (exp and ts < cutoff)
+                        and not any(t.covers(ts, line, m, entry.labels) for t in hit)]
+                if len(keep) < n:
+                    ts_list = [ts_list[j] for j in keep]
+                    lines = [lines[j] for j in keep]
+                    metas = [metas[j] for j in keep]
+            rep.entries_removed += n - len(ts_list)
+            rep.blocks_reencoded += 1
+            recut.add(ts_list, lines, metas)
+        recut.flush()
+        rep.blocks_written += recut.written
         # pack blocks into chunks of about the target size, in time order
         out_blocks.sort(key=lambda b: (b[2], b[3]))
         group: list = []
@@ -228,7 +254,7 @@ def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
         for b in out_blocks:
             group.append(b)
             size += len(b[0])
-            if size >= opts.chunk_target_size:
+            if size >= opts.chunk_target_size or len(group) == MAX_BLOCKS_PER_CHUNK:
                 groups.append(group)
                 group, size = [], 0
         if group:
@@ -245,6 +271,119 @@ def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
             new_refs.append(ref)
             rep.chunks_after += 1
             rep.bytes_after += len(data)
+
+
+def _kept_filter(reader, ref, meta, bm, i: int, cache: dict) -> bytes:
+    """The token filter of block ``i`` of a chunk, for a copy of the block (b"": none).
+
+    The chunk's filter section is read once, on the first block copied from
+    that chunk (chunk version 1 has none).
+    """
+    if not bm.filter_len:
+        return b""
+    got = cache.get(ref.chunk_id)
+    if got is None:
+        got = cache[ref.chunk_id] = reader.read_filters(meta)
+    return got[i]
+
+
+#: estimated raw bytes of an entry beyond its line: the ts and length varints
+#: of a typical entry (FORMAT.md section 2); only where blocks are cut depends on it
+_ENTRY_OVERHEAD = 8
+
+
+def _meta_bytes(m) -> int:
+    """Raw bytes of one entry's metadata pairs (at most: every varint counted as 5 bytes)."""
+    return 2 + sum(10 + len(k) + len(v) for k, v in m)
+
+
+class _BlockCutter:
+    """Re-cuts a stream's entries into blocks of about ``block_bytes`` raw bytes.
+
+    Entries arrive a decoded block at a time, blocks in order of their first
+    timestamp; a block is cut once the next entry would take it past
+    ``block_bytes`` (a block holds at least one entry, so a single entry larger
+    than that is a block of its own: still within the 64 MiB raw limit, since
+    it came from a valid block).  Entries are sorted by timestamp (stable)
+    before a cut when the input blocks overlapped in time.  Each finished
+    block is compressed, given its token filter (b"" without ``with_filters``),
+    and appended to ``out`` as the 6-tuple ``encode_chunk`` takes.
+    """
+
+    def __init__(self, block_bytes: int, codec_id: int, level: int, out: list,
+                 with_filters: bool = True):
+        self.block_bytes = block_bytes
+        self.codec_id = codec_id
+        self.level = level
+        self.out = out
+        self.with_filters = with_filters
+        self.written = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self.ts: list[int] = []
+        self.lines: list[bytes] = []
+        self.metas: list = []
+        self.sizes: list[int] = []
+        self.size = 0
+        self.ordered = True
+
+    def add(self, ts_list: list[int], lines: list[bytes], metas: list) -> None:
+        if not ts_list:
+            return
+        if self.ts and ts_list[0] < self.ts[-1]:
+            self.ordered = False
+        # C-level maps: this runs once per entry of every rewritten stream
+        sizes = list(map(add, map(len, lines), repeat(_ENTRY_OVERHEAD, len(lines))))
+        if any(metas):
+            sizes = list(map(add, sizes, [_meta_bytes(m) if m else 0 for m in metas]))
+        self.ts += ts_list
+        self.lines += lines
+        self.metas += metas
+        self.sizes += sizes
+        self.size += sum(sizes)
+        if self.size > self.block_bytes:
+            self._cut(final=False)
+
+    def flush(self) -> None:
+        """Write out every pending entry (before a block copied verbatim, or at the end)."""
+        if self.ts:
+            self._cut(final=True)
+
+    def _cut(self, final: bool) -> None:
+        if not self.ordered:
+            order = sorted(range(len(self.ts)), key=self.ts.__getitem__)
+            self.ts = [self.ts[i] for i in order]
+            self.lines = [self.lines[i] for i in order]
+            self.metas = [self.metas[i] for i in order]
+            self.sizes = [self.sizes[i] for i in order]
+            self.ordered = True
+        ends = list(accumulate(self.sizes))
+        a = 0
+        while a < len(ends):
+            base = ends[a - 1] if a else 0
+            if not final and ends[-1] - base <= self.block_bytes:
+                break  # the rest waits for more entries
+            b = max(a + 1, bisect_right(ends, base + self.block_bytes, a))
+            self._emit(a, b)
+            a = b
+        rest = len(ends) - a
+        if rest == 0:
+            self._clear()
+        elif a:
+            del self.ts[:a], self.lines[:a], self.metas[:a], self.sizes[:a]
+            self.size = sum(self.sizes)
+
+    def _emit(self, a: int, b: int) -> None:
+        ts = self.ts[a:b]
+        lines = self.lines[a:b]
+        metas = self.metas[a:b]
+        raw = _kernels.block.encode_entries(ts, lines, metas if any(metas) else None)
+        stored = _kernels.block.compress_block(raw, self.codec_id, self.level)
+        self.out.append((stored, b - a, ts[0], ts[-1], sum(map(len, lines)),
+                         block_filter(raw) if self.with_filters else b""))
+        self.written += 1
+
 
 
 def _maybe_rewrite_index(store) -> None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from chunkstore import _kernels
+from chunkstore.tokenfilter import FilterBuilder
 
 __all__ = ["CutBlock", "StreamHead"]
 
@@ -33,6 +34,9 @@ class CutBlock:
     max_ts: int
     text_len: int
     raw_len: int
+    #: FORMAT.md section 4: bytes, a Future of them while the FilterBuilder
+    #: works (tokenfilter.resolve), or b"" for none (filters switched off)
+    token_filter: object = b""
 
 
 class StreamHead:
@@ -80,23 +84,27 @@ class StreamHead:
                 self.max_ts = hi
         self._snapshot_raw = None
 
-    def cut_block(self, codec: int) -> CutBlock | None:
-        """Compress the head block into a cut block of the open chunk."""
+    def cut_block(self, codec: int, filters: FilterBuilder | None = None) -> CutBlock | None:
+        """Compress the head block into a cut block of the open chunk.
+
+        ``filters`` builds its token filter (None: no filter).
+        """
         b = self.builder
         if not b.n_entries:
             return None
         raw = b.build()
         stored = _kernels.block.compress_block(raw, codec)
-        blk = CutBlock(stored, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw))
+        tf = filters.submit(raw) if filters is not None else b""
+        blk = CutBlock(stored, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw), tf)
         b.reset()
         self.cut.append(blk)
         self.cut_stored_bytes += len(stored)
         self._snapshot_raw = None
         return blk
 
-    def take_chunk(self, codec: int) -> list[CutBlock]:
+    def take_chunk(self, codec: int, filters: FilterBuilder | None = None) -> list[CutBlock]:
         """Cut the head block and hand over every block of the open chunk."""
-        self.cut_block(codec)
+        self.cut_block(codec, filters)
         blocks, self.cut = self.cut, []
         self.cut_stored_bytes = 0
         self.chunk_min_ts = I64_MAX
@@ -110,7 +118,17 @@ class StreamHead:
         return not self.cut and not self.builder.n_entries
 
     def memory_bytes(self) -> int:
-        return self.builder.size_bytes + self.cut_stored_bytes
+        """What the head holds: the builder's buffers (capacity, not just content) and cut blocks."""
+        return self.builder.memory_bytes() + self.cut_stored_bytes
+
+    def release_idle_buffers(self) -> int:
+        """Free an empty builder's buffers (kept across cuts for speed); bytes released."""
+        b = self.builder
+        if b.n_entries or not b.memory_bytes():
+            return 0
+        freed = b.memory_bytes()
+        self.builder = _kernels.block.BlockBuilder()
+        return freed
 
     def n_entries(self) -> int:
         return self.builder.n_entries + sum(b.n_entries for b in self.cut)

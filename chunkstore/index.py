@@ -5,6 +5,12 @@ operations on postings (never by scanning every stream).  Each stream keeps
 its sealed chunks in a ``SortedKeyList`` ordered by ``(min_ts, chunk_id)``,
 so time pruning is a bisect.  The index is rebuilt on open from the index
 log (``chunkstore/index_log.py``), never by scanning data files.
+
+Per segment file the index also counts the live chunks and their bytes,
+maintained by :meth:`MemIndex.add_chunk` / :meth:`MemIndex.remove_chunk`
+themselves (so replay on open rebuilds them with no extra pass): whether a
+segment file is dead after a drop is a dict lookup, and retention costs
+O(chunks removed), not O(chunks kept).
 """
 
 from __future__ import annotations
@@ -90,6 +96,11 @@ class MemIndex:
         self.by_fingerprint: dict[int, list[int]] = {}
         self.postings: dict[str, dict[str, set[int]]] = {}
         self.chunks: dict[int, ChunkRef] = {}
+        # segment path -> [live chunks, their length in bytes]; a segment with
+        # no live chunk has no key.  Kept by add_chunk/remove_chunk only.
+        self._segment_live: dict[str, list[int]] = {}
+        #: sum of ``stored_bytes`` over the live chunks (the size cap's figure)
+        self.stored_bytes = 0
 
     # -- mutation -------------------------------------------------------
     def add_stream(self, stream_id: int, labels: Labels) -> StreamIndexEntry:
@@ -111,18 +122,39 @@ class MemIndex:
         return None
 
     def add_chunk(self, ref: ChunkRef) -> None:
+        """Add a sealed chunk (replacing one with the same id); O(log chunks of its stream).
+
+        Raises ``KeyError`` when the chunk's stream is not in the index.
+        """
         entry = self.streams[ref.stream_id]
+        if ref.chunk_id in self.chunks:  # keep every count exact on a repeated id
+            self.remove_chunk(ref.chunk_id)
         entry.chunks.add(ref)
         self.chunks[ref.chunk_id] = ref
+        live = self._segment_live.get(ref.segment)
+        if live is None:
+            self._segment_live[ref.segment] = [1, ref.length]
+        else:
+            live[0] += 1
+            live[1] += ref.length
+        self.stored_bytes += ref.stored_bytes
         if ref.max_lsn > entry.flushed_lsn:
             entry.flushed_lsn = ref.max_lsn
         entry.min_ts = min(entry.min_ts, ref.min_ts)
         entry.max_ts = max(entry.max_ts, ref.max_ts)
 
     def remove_chunk(self, chunk_id: int) -> ChunkRef | None:
+        """Remove a chunk by id and return it (None if unknown); O(log chunks of its stream)."""
         ref = self.chunks.pop(chunk_id, None)
         if ref is None:
             return None
+        live = self._segment_live[ref.segment]
+        if live[0] == 1:
+            del self._segment_live[ref.segment]
+        else:
+            live[0] -= 1
+            live[1] -= ref.length
+        self.stored_bytes -= ref.stored_bytes
         entry = self.streams.get(ref.stream_id)
         if entry is not None:
             entry.chunks.discard(ref)
@@ -136,6 +168,16 @@ class MemIndex:
                 if ref.max_ts >= entry.max_ts:
                     entry._recompute_bounds()
         return ref
+
+    # -- segment files --------------------------------------------------
+    def segment_chunks(self, segment: str) -> int:
+        """Live chunks in a segment file (0: nothing points at it any more); O(1)."""
+        live = self._segment_live.get(segment)
+        return 0 if live is None else live[0]
+
+    def segment_live_bytes(self) -> dict[str, int]:
+        """Live chunk bytes per segment file that has any; O(segment files)."""
+        return {name: live[1] for name, live in self._segment_live.items()}
 
     # -- selection ------------------------------------------------------
     def select(self, matchers: Sequence[Matcher]) -> list[int]:
@@ -217,3 +259,11 @@ class MemIndex:
             for value, ids in values.items():
                 for sid in ids:
                     assert self.streams[sid].labels.get(name) == value
+        assert sum(len(e.chunks) for e in self.streams.values()) == len(self.chunks)
+        live: dict[str, list[int]] = {}
+        for c in self.chunks.values():
+            n = live.setdefault(c.segment, [0, 0])
+            n[0] += 1
+            n[1] += c.length
+        assert self._segment_live == live, (self._segment_live, live)
+        assert self.stored_bytes == sum(c.stored_bytes for c in self.chunks.values())

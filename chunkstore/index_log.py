@@ -6,6 +6,12 @@ msgpack record (``docs/FORMAT.md`` section 6).  Opening a store replays this
 file into :class:`chunkstore.index.MemIndex`; data files are never scanned.
 When dead records pile up the writer rewrites the log as a snapshot of the
 live records (write-temp, fsync, rename, fsync the directory).
+
+Reading (:func:`scan_index_log`) stops at a torn or corrupt tail, which the
+next writer cuts, and resynchronises past a damaged record that valid
+records follow: the damaged range is skipped and reported, never half
+applied, and the writer rewrites the log without it before its next append
+(:meth:`IndexLog.rewrite_before_next_append`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -22,7 +29,8 @@ import msgpack
 from chunkstore._kernels import crc32c
 from chunkstore.errors import CorruptionError
 
-__all__ = ["IndexLog", "IndexRecord", "STREAM", "CHUNK", "DROP", "TOMBSTONE", "read_index_log"]
+__all__ = ["IndexLog", "IndexRecord", "IndexScan", "STREAM", "CHUNK", "DROP", "TOMBSTONE",
+           "read_index_log", "scan_index_log"]
 
 log = logging.getLogger("chunkstore.index")
 
@@ -61,14 +69,53 @@ def frame(rtype: int, value) -> bytes:
     return length + struct.pack("<I", crc32c(body, crc32c(length))) + body
 
 
+class IndexScan(NamedTuple):
+    """What :func:`scan_index_log` read: the valid records and every damaged range.
+
+    ``end`` is where the valid records end (where a writer continues);
+    ``tail`` describes a torn or corrupt tail starting at ``end`` (``None``
+    when the file ends cleanly), and ``tail_complete`` is true when its first
+    bad record is complete in the file (a checksum or decoding failure, an
+    impossible length: damage, never a write in progress).  ``skipped`` holds
+    one :class:`CorruptionError` per damaged range in the middle of the file
+    that the reader resynchronised past (located at the range's first byte).
+    """
+
+    records: list[IndexRecord]
+    end: int
+    tail: CorruptionError | None
+    tail_complete: bool
+    skipped: list[CorruptionError]
+
+
 def read_index_log(path: str, start: int = 0, *, tail_ok: bool = True
                    ) -> tuple[list[IndexRecord], int, CorruptionError | None]:
-    """Read records from ``start`` (0 = the file header) to the last valid one.
+    """Read the valid records from ``start`` (0 = the file header); see :func:`scan_index_log`.
 
     Returns ``(records, end_offset, problem)``: ``end_offset`` is where the
     valid records end (where a writer continues); ``problem`` describes a
-    torn or corrupt tail (``None`` when the file ends cleanly).  A damaged
-    file header raises :class:`CorruptionError`.
+    torn or corrupt tail (``None`` when the file ends cleanly).  Damaged
+    records in the middle are skipped (``scan_index_log`` lists them).  A
+    damaged file header raises :class:`CorruptionError`; so does the tail
+    problem with ``tail_ok=False``.
+    """
+    scan = scan_index_log(path, start)
+    if scan.tail is not None and not tail_ok:
+        raise scan.tail
+    return scan.records, scan.end, scan.tail
+
+
+def scan_index_log(path: str, start: int = 0) -> IndexScan:
+    """Read every valid record, resynchronising past damage in the middle of the file.
+
+    A record that fails (checksum, framing, decoding) is skipped when valid
+    records follow it, and the reader continues with the next one
+    (``docs/FORMAT.md`` section 6 gives the exact rule); with nothing valid
+    after it, it starts the tail, which a writer cuts.  A BATCH applies whole
+    or not at all: one damaged member skips the whole batch.  Cost: linear in
+    the file size (the search for the next record checks checksums within a
+    budget of a few times the file size, then gives up and calls the rest a
+    damaged tail).  Raises :class:`CorruptionError` for a damaged file header.
     """
     with open(path, "rb") as f:
         data = f.read()
@@ -82,40 +129,7 @@ def read_index_log(path: str, start: int = 0, *, tail_ok: bool = True
         if version != VERSION:
             raise CorruptionError(f"index log: unsupported version {version}", path, 4)
         pos = HEADER_SIZE
-    records: list[IndexRecord] = []
-    problem = None
-    n = len(data)
-    mv = memoryview(data)
-    while pos < n:
-        rec = _read_record(data, mv, pos, path)
-        if isinstance(rec, CorruptionError):
-            problem = rec
-            break
-        if rec.type != BATCH:
-            records.append(IndexRecord(rec.type, rec.value, rec.offset))
-            pos = rec.offset + rec.framed_len
-            continue
-        # A batch applies whole or not at all: a power loss may persist a
-        # prefix of one append (a compaction's new CHUNKs without its DROP).
-        count = rec.value[0] if len(rec.value) == 1 and isinstance(rec.value[0], int) else 0
-        batch, bpos = [], rec.offset + rec.framed_len
-        for _ in range(count):
-            inner = _read_record(data, mv, bpos, path) if bpos < n else CorruptionError(
-                "index log: batch ends early", path, bpos)
-            if isinstance(inner, CorruptionError) or inner.type == BATCH:
-                break
-            batch.append(inner)
-            bpos = inner.offset + inner.framed_len
-        if count < 1 or len(batch) != count:
-            problem = CorruptionError(
-                f"index log: batch of {count} records is incomplete ({len(batch)} valid)",
-                path, pos)
-            break
-        records.extend(IndexRecord(r.type, r.value, r.offset) for r in batch)
-        pos = bpos
-    if problem is not None and not tail_ok:
-        raise problem
-    return records, pos, problem
+    return _Scanner(data, path).run(pos)
 
 
 class _Record(NamedTuple):
@@ -125,25 +139,213 @@ class _Record(NamedTuple):
     framed_len: int  # the next record starts at offset + framed_len
 
 
-def _read_record(data: bytes, mv: memoryview, pos: int, path: str):
-    """The framed record at ``pos``, or the :class:`CorruptionError` saying why it is not one."""
+# Why a record at some offset is not a valid one (``_Bad.kind``):
+_TORN = 0  # the frame header or the declared body runs past the end of the file
+_BAD_LENGTH = 1  # declared length 0 or above MAX_BODY: the length field is damaged
+_BAD_CRC = 2  # complete in the file, checksum mismatch (the length may be damaged too)
+_BAD_BODY = 3  # checksum matches, body undecodable or of an unknown type: length is right
+
+
+class _Bad(NamedTuple):
+    error: CorruptionError
+    kind: int
+    framed_len: int  # 8 + declared length (0 when unknown)
+
+
+def _read_record(data: bytes, mv: memoryview, pos: int, path: str) -> _Record | _Bad:
+    """The framed record at ``pos``, or a :class:`_Bad` saying why it is not one."""
     n = len(data)
     if n - pos < FRAME.size:
-        return CorruptionError("index log: torn record header", path, pos)
+        return _Bad(CorruptionError("index log: torn record header", path, pos), _TORN, 0)
     length, crc = FRAME.unpack_from(data, pos)
-    if length == 0 or length > MAX_BODY or pos + 8 + length > n:
-        return CorruptionError(f"index log: record length {length} runs past the end", path, pos)
+    if length == 0 or length > MAX_BODY:
+        return _Bad(CorruptionError(f"index log: record length {length} outside 1..{MAX_BODY}",
+                                    path, pos), _BAD_LENGTH, 0)
+    if pos + 8 + length > n:
+        return _Bad(CorruptionError(f"index log: record length {length} runs past the end",
+                                    path, pos), _TORN, 8 + length)
     body = mv[pos + 8: pos + 8 + length]
     if crc32c(body, crc32c(mv[pos: pos + 4])) != crc:
-        return CorruptionError("index log: record checksum mismatch", path, pos)
+        return _Bad(CorruptionError("index log: record checksum mismatch", path, pos),
+                    _BAD_CRC, 8 + length)
     rtype = body[0]
     try:
         value = msgpack.unpackb(body[1:], raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several types
-        return CorruptionError(f"index log: undecodable record: {exc}", path, pos)
+        return _Bad(CorruptionError(f"index log: undecodable record: {exc}", path, pos),
+                    _BAD_BODY, 8 + length)
     if rtype not in _TYPES or not isinstance(value, list):
-        return CorruptionError(f"index log: unknown record type {rtype}", path, pos)
+        return _Bad(CorruptionError(f"index log: unknown record type {rtype}", path, pos),
+                    _BAD_BODY, 8 + length)
     return _Record(rtype, value, pos, 8 + length)
+
+
+# Where a valid record can start: its type byte is a known type and its payload
+# opens with a msgpack array (fixarray, array16, array32).  The two classes are
+# disjoint, so non-overlapping matches find every such pair; the regex engine
+# (C) skips the rest, zero-filled and random bytes alike.
+_RECORD_START = re.compile(b"[" + b"".join(re.escape(bytes([t])) for t in sorted(_TYPES))
+                           + rb"][\x90-\x9f\xdc\xdd]")
+#: Checksum work the search for the next valid record may do, per byte of the
+#: file, plus a fixed allowance: bounds a crafted file full of plausible frames.
+_RESYNC_BUDGET_PER_BYTE = 4
+_RESYNC_BUDGET_FIXED = 1 << 20
+
+
+class _Scanner:
+    """One pass over an index log held in memory (see :func:`scan_index_log`)."""
+
+    def __init__(self, data: bytes, path: str):
+        self.data = data
+        self.mv = memoryview(data)
+        self.path = path
+        self.n = len(data)
+        self.budget = _RESYNC_BUDGET_PER_BYTE * self.n + _RESYNC_BUDGET_FIXED
+
+    def read(self, pos: int) -> _Record | _Bad:
+        return _read_record(self.data, self.mv, pos, self.path)
+
+    def run(self, pos: int) -> IndexScan:
+        records: list[IndexRecord] = []
+        skipped: list[CorruptionError] = []
+        n = self.n
+        while pos < n:
+            rec = self.read(pos)
+            if isinstance(rec, _Bad):
+                nxt = self.next_valid(pos, rec)
+                if nxt is None:
+                    return IndexScan(records, pos, rec.error, rec.kind != _TORN, skipped)
+                skipped.append(_skipped(rec.error.detail, self.path, pos, nxt))
+                pos = nxt
+                continue
+            if rec.type != BATCH:
+                records.append(IndexRecord(rec.type, rec.value, rec.offset))
+                pos += rec.framed_len
+                continue
+            # A batch applies whole or not at all: a power loss may persist a
+            # prefix of one append (a compaction's new CHUNKs without its DROP).
+            v = rec.value
+            count = v[0] if len(v) == 1 and type(v[0]) is int else 0
+            if count < 1:  # no writer writes this marker; skip it alone
+                skipped.append(_skipped(f"index log: batch marker {v!r:.40} is invalid",
+                                        self.path, pos, pos + rec.framed_len))
+                pos += rec.framed_len
+                continue
+            members: list[_Record] = []
+            bpos = pos + rec.framed_len
+            bad: _Record | _Bad | None = None
+            for _ in range(count):
+                if bpos >= n:
+                    bad = _Bad(CorruptionError("index log: batch ends early", self.path, bpos),
+                               _TORN, 0)
+                    break
+                inner = self.read(bpos)
+                if isinstance(inner, _Bad) or inner.type == BATCH:
+                    bad = inner
+                    break
+                members.append(inner)
+                bpos += inner.framed_len
+            if bad is None:
+                records.extend(IndexRecord(r.type, r.value, r.offset) for r in members)
+                pos = bpos
+                continue
+            what = f"index log: batch of {count} records is incomplete ({len(members)} valid)"
+            if isinstance(bad, _Record):
+                # A marker where a member should be: the batch lost members
+                # and the next append starts here.
+                skipped.append(_skipped(what, self.path, pos, bpos))
+                pos = bpos
+                continue
+            nxt = self.skip_batch_rest(bpos, bad, count - len(members) - 1)
+            if nxt is None:
+                if bad.kind == _TORN:  # the append was cut short, or is in progress
+                    return IndexScan(records, pos, CorruptionError(what, self.path, pos),
+                                     False, skipped)
+                return IndexScan(records, pos, CorruptionError(
+                    f"{what}: {bad.error.detail} at offset {bpos}", self.path, pos), True,
+                    skipped)
+            skipped.append(_skipped(f"{what}: {bad.error.detail} at offset {bpos}", self.path,
+                                    pos, nxt))
+            pos = nxt
+        return IndexScan(records, pos, None, False, skipped)
+
+    def skip_batch_rest(self, pos: int, bad: _Bad, rest: int) -> int | None:
+        """Past the damaged member at ``pos`` and the ``rest`` members after it.
+
+        Members are counted as valid records (a damaged one counts as one);
+        a BATCH marker ends the batch early (the damage swallowed more than
+        one member, and a new append starts there).  ``None`` when nothing
+        valid follows the batch: it is the tail.
+        """
+        nxt = self.next_valid(pos, bad)
+        while nxt is not None and rest > 0:
+            rec = self.read(nxt)
+            if isinstance(rec, _Bad):
+                nxt = self.next_valid(nxt, rec)
+            elif rec.type == BATCH:
+                break
+            else:
+                nxt += rec.framed_len
+                if nxt >= self.n:
+                    return None
+            rest -= 1
+        return nxt
+
+    def next_valid(self, pos: int, bad: _Bad) -> int | None:
+        """Offset of the next valid record after the bad one at ``pos`` (``None``: none).
+
+        When a valid record starts at the bad record's declared end, the
+        reader continues there.  Otherwise the length field itself may be
+        what is damaged and the next record is searched from ``pos + 1``
+        (from the declared end after a decoding failure: the checksum vouches
+        for the length).  A record that runs past the end of the file is no
+        exception: bytes inside it are accepted only as two valid records in
+        a row, which an append in progress or a torn append never shows, and
+        which no field a user controls (label values are UTF-8, timestamps
+        8 bytes) can forge.  Cutting the file where the valid records end
+        therefore reads back the same records.
+        """
+        n = self.n
+        if bad.kind != _BAD_LENGTH and bad.framed_len:
+            after = pos + bad.framed_len
+            if after < n and isinstance(self.read(after), _Record):
+                return after
+            if bad.kind == _BAD_BODY:
+                return self.search(after) if after < n else None
+        return self.search(pos + 1)
+
+    def search(self, lo: int) -> int | None:
+        """First offset at or after ``lo`` where two valid records follow each other.
+
+        ``None`` when there is none, or when the checksum budget runs out.
+        """
+        data, n = self.data, self.n
+        unpack_from = FRAME.unpack_from
+        for m in _RECORD_START.finditer(data, lo + FRAME.size):
+            q = m.start() - FRAME.size
+            length, _crc = unpack_from(data, q)
+            if length < 2 or q + 8 + length + FRAME.size > n:
+                continue
+            self.budget -= 4 + length
+            if self.budget < 0:
+                log.warning("index log %s: giving up the search for the next valid record at "
+                            "offset %d (checksum budget exhausted)", self.path, q)
+                return None
+            rec = self.read(q)
+            if not isinstance(rec, _Record):
+                continue
+            end = q + rec.framed_len
+            nlen, _crc = unpack_from(data, end)
+            if 0 < nlen <= MAX_BODY and end + 8 + nlen <= n:
+                self.budget -= 4 + nlen
+                if isinstance(self.read(end), _Record):
+                    return q
+        return None
+
+
+def _skipped(detail: str, path: str, start: int, resume: int) -> CorruptionError:
+    return CorruptionError(f"{detail}; skipped {resume - start} bytes, resuming at the next "
+                           f"valid record at offset {resume}", path, start)
 
 
 def _fsync_dir(path: str) -> None:
@@ -163,6 +365,7 @@ class IndexLog:
         self.size = 0
         self.records_written = 0
         self._failed: BaseException | None = None
+        self._repair: list[tuple[int, list]] | None = None
 
     @staticmethod
     def create(path: str) -> None:
@@ -182,18 +385,38 @@ class IndexLog:
         self._fd = fd
         self.size = valid_end
 
+    def rewrite_before_next_append(self, records: list[tuple[int, list]]) -> None:
+        """Have the next :meth:`append` first replace the log with ``records`` (a repair).
+
+        Used after replay skipped damaged records: new records are never
+        appended behind damage, yet a writer that writes nothing leaves the
+        file as it found it.  A :meth:`rewrite` in between supersedes it.
+        """
+        self._repair = list(records)
+
+    @property
+    def repair_pending(self) -> bool:
+        """True while a repair scheduled by :meth:`rewrite_before_next_append` is unwritten."""
+        return self._repair is not None
+
     def append(self, records: list[tuple[int, list]], *, sync: bool = True) -> int:
         """Append records in one write, fsync, and return the offset of the first.
 
-        Raises ``OSError`` when the write or fsync fails, or when an earlier
-        :meth:`rewrite` failed (the log then refuses appends until reopened).
+        A pending repair (:meth:`rewrite_before_next_append`) is written
+        first.  Raises ``OSError`` when the write or fsync fails, or when an
+        earlier :meth:`rewrite` failed (the log then refuses appends until
+        reopened).
         """
         assert self._fd is not None
         if self._failed is not None:
             raise OSError(errno.EIO, f"index log: an earlier rewrite failed ({self._failed}); "
                           "reopen the store", self.path)
+        if self._repair is not None:
+            log.warning("index log %s: rewriting it without its damaged records (%d records)",
+                        self.path, len(self._repair))
+            self.rewrite(self._repair)
         data = b"".join(frame(t, v) for t, v in records)
-        if len(records) > 1:  # all or none after a power loss (see read_index_log)
+        if len(records) > 1:  # all or none after a power loss (see scan_index_log)
             data = frame(BATCH, [len(records)]) + data
         offset = self.size
         view = memoryview(data)
@@ -224,6 +447,8 @@ class IndexLog:
         self._fd = os.open(self.path, os.O_RDWR)
         os.lseek(self._fd, 0, os.SEEK_END)
         self.size = len(data)
+        self.records_written = len(records)
+        self._repair = None
 
     def close(self) -> None:
         if self._fd is not None:

@@ -25,6 +25,7 @@ from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
 from chunkstore.deletion import applicable
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
+from chunkstore.tokenfilter import SkipGate, resolve
 
 __all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
            "time_range", "snapshot_streams"]
@@ -145,18 +146,24 @@ def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, pat
         raise
 
 
-def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats) -> Iterator:
+def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
+                  gate: SkipGate | None = None) -> Iterator:
     try:
         meta = store.chunk_meta(ref)
         reader = store.segment_reader(ref.segment)
+        filters = (reader.read_filters(meta) if gate is not None and gate.active
+                   and meta.version >= 2 else None)
     except FileNotFoundError:
         if ref.chunk_id not in store.index.chunks:
             return iter(())  # dropped by retention/compaction after our snapshot
         raise
     stats.chunks += 1
     blocks = []
-    for bm in meta.blocks:
+    for i, bm in enumerate(meta.blocks):
         if bm.max_ts < start or bm.min_ts >= end:
+            continue
+        if filters is not None and not gate.may_match(filters[i]):
+            stats.blocks_filtered += 1
             continue
 
         def open_block(bm=bm):
@@ -170,16 +177,25 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats) -> Iter
     return lazy_merge(blocks, forward)
 
 
-def stream_source(store, chunks, head_snap, flt, start, end, forward, stats) -> Iterator:
-    """Entries ``(ts, line, metadata)`` of one stream in time order."""
+def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
+                  gate: SkipGate | None = None) -> Iterator:
+    """Entries ``(ts, line, metadata)`` of one stream in time order.
+
+    ``gate`` (a :class:`~chunkstore.tokenfilter.SkipGate` over the token
+    requirements of the scanner clauses) lets blocks whose token filter
+    rules out a match go unread.
+    """
     sources = []
     for ref in chunks:
         sources.append((ref.min_ts, ref.max_ts,
-                        partial(_chunk_source, store, ref, flt, start, end, forward, stats)))
+                        partial(_chunk_source, store, ref, flt, start, end, forward, stats, gate)))
     if head_snap is not None:
         cut, raw, lo, hi = head_snap
         for b in cut:
             if b.max_ts < start or b.min_ts >= end:
+                continue
+            if gate is not None and not gate.may_match(resolve(b.token_filter, wait=False)):
+                stats.blocks_filtered += 1
                 continue
 
             def open_cut(b=b):
@@ -202,10 +218,13 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats) -> 
 # log queries
 
 def select_entries(store, matchers, start: int, end: int, *, forward: bool, limit: int | None,
-                   flt=None, process=None, stats: QueryStats | None = None) -> Iterator[Entry]:
+                   flt=None, process=None, stats: QueryStats | None = None,
+                   reqs=()) -> Iterator[Entry]:
     """Entries of the selected streams in ``[start, end)``, merged by time.
 
-    ``flt`` is a compiled scanner ``Filter`` applied inside blocks;
+    ``flt`` is a compiled scanner ``Filter`` applied inside blocks, ``reqs``
+    the token-filter requirements of its clauses (blocks that cannot match
+    are skipped; ignored when the store's ``token_filters`` option is off);
     ``process(ts, line, metadata, stream_labels)`` (optional) runs the rest
     of the pipeline and returns ``(line, labels)`` or ``None`` to drop.
     """
@@ -216,10 +235,12 @@ def select_entries(store, matchers, start: int, end: int, *, forward: bool, limi
         stats.deadline = t0 + timeout
         stats._timeout = timeout
     flt = flt if flt is not None else _match_all()
+    gate = SkipGate(reqs) if reqs and store.options.token_filters else None
     snaps = snapshot_streams(store, matchers, start, end)
     stats.streams = len(snaps)
     store.last_query_stats = stats
-    gens = [_entries_of(store, sid, labels, chunks, hs, flt, s, end, forward, process, stats, tombs)
+    gens = [_entries_of(store, sid, labels, chunks, hs, flt, s, end, forward, process, stats, tombs,
+                        gate)
             for sid, labels, chunks, hs, s, tombs in snaps]
     if not gens:
         merged: Iterator = iter(())
@@ -242,8 +263,8 @@ def _entry_key(e: Entry):
 
 
 def _entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, process, stats,
-                tombs=()):
-    src = stream_source(store, chunks, hs, flt, start, end, forward, stats)
+                tombs=(), gate=None):
+    src = stream_source(store, chunks, hs, flt, start, end, forward, stats, gate)
     if tombs:
         src = ((ts, line, meta) for ts, line, meta in src
                if not any(t.covers(ts, line, meta, labels) for t in tombs))
@@ -278,7 +299,8 @@ def query(store, logql: str, start=None, end=None, *, limit: int | None = None,
     s, e = time_range(start, end)
     plan = plan_log_query(logql)
     return select_entries(store, plan.matchers, s, e, forward=direction == "forward",
-                          limit=limit, flt=plan.scan_filter, process=plan.process)
+                          limit=limit, flt=plan.scan_filter, process=plan.process,
+                          reqs=plan.token_requirements)
 
 
 # ---------------------------------------------------------------------------
@@ -442,7 +464,8 @@ def tail(store, logql: str, *, start=None, poll_interval: float = 0.2, stop=None
     while True:
         fresh = []
         for e in select_entries(store, plan.matchers, cursor, END_UNBOUNDED, forward=True, limit=None,
-                                flt=plan.scan_filter, process=plan.process):
+                                flt=plan.scan_filter, process=plan.process,
+                                reqs=plan.token_requirements):
             key = (e.ts, e.raw, tuple(sorted(e.stream.items())))
             if e.ts == cursor and key in seen_at_cursor:
                 continue

@@ -93,6 +93,8 @@ class QueryStats:
     chunks: int = 0
     blocks_read: int = 0
     blocks_skipped: int = 0
+    #: blocks whose token filter showed they cannot match (never read)
+    blocks_filtered: int = 0
     bytes_read: int = 0
     bytes_decompressed: int = 0
     lines_scanned: int = 0

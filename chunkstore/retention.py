@@ -118,8 +118,8 @@ class RetentionReport:
 
 
 def store_bytes(store) -> int:
-    """Bytes the size cap counts: live chunks + WAL + index log."""
-    live = sum(c.stored_bytes for c in store.index.chunks.values())
+    """Bytes the size cap counts: live chunks + WAL + index log; O(1)."""
+    live = store.index.stored_bytes
     wal = store._wal.size_bytes() if store._wal is not None else 0
     idx = store._index_log.size if store._index_log is not None else 0
     return live + wal + idx
@@ -194,9 +194,16 @@ def drop_chunks(store, chunk_ids: list[int], removed: list | None = None,
 
 
 def remove_dead_segments(store, candidates, removed: list | None = None) -> None:
-    live = {c.segment for c in store.index.chunks.values()}
+    """Close and unlink each candidate segment file no live chunk points at.
+
+    The index counts live chunks per segment (``MemIndex.segment_chunks``),
+    so this costs O(candidates), whatever the store holds besides.  Called
+    with the store lock held, after the index-log record that dropped the
+    chunks is durable.
+    """
+    index = store.index
     for name in candidates:
-        if name in live:
+        if index.segment_chunks(name):
             continue
         w = store._segments.pop(name, None)
         if w is not None:

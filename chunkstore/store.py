@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from chunkstore import _kernels, wal_records
 from chunkstore.chunkfile import SegmentReader, SegmentWriter, encode_chunk
+from chunkstore.tokenfilter import FilterBuilder, resolve
 from chunkstore.errors import (
     ChunkstoreError,
     EntryRejected,
@@ -140,6 +141,9 @@ class Store:
         self._wal = None
         self._index_log: IndexLog | None = None
         self._maint_thread: threading.Thread | None = None
+        #: builds the token filters of cut blocks off the writer's thread (None: off)
+        self._filters: FilterBuilder | None = (
+            FilterBuilder() if options.token_filters and not read_only else None)
         self._maint_stop = threading.Event()
         self._reader_signature = None
         self._tombstones: dict = {}
@@ -210,6 +214,8 @@ class Store:
                     self._truncate_wal()
             finally:
                 self._closed = True
+                if self._filters is not None:
+                    self._filters.close()
                 if self._wal is not None:
                     try:
                         self._wal.close()
@@ -233,6 +239,8 @@ class Store:
         self._maint_stop.set()
         with self._lock:
             self._closed = True
+            if self._filters is not None:
+                self._filters.close(wait=False)
             if self._wal is not None:
                 self._wal._abandon() if hasattr(self._wal, "_abandon") else None
             for r in self._readers.values():
@@ -439,7 +447,7 @@ class Store:
         for head in touched:
             if head.builder.size_bytes >= opts.block_size:
                 mem0 = head.memory_bytes()
-                head.cut_block(codec)
+                head.cut_block(codec, self._filters)
                 self._head_mem += head.memory_bytes() - mem0
             if head.cut_stored_bytes >= opts.chunk_target_size or (
                 head.chunk_max_ts - head.chunk_min_ts > max_age
@@ -454,6 +462,12 @@ class Store:
             for h in by_size:
                 if mem <= target:
                     break
+                freed = h.release_idle_buffers()  # an empty builder: no seal needed
+                if freed:
+                    self._head_mem -= freed
+                    mem -= freed
+                    if h.empty:
+                        continue
                 if not h.empty:
                     self._to_seal.add(h.stream_id)
                     mem -= h.memory_bytes()
@@ -501,14 +515,15 @@ class Store:
                 continue
             mem0 = head.memory_bytes()
             last_lsn = head.last_lsn
-            blocks = head.take_chunk(codec)
+            blocks = head.take_chunk(codec, self._filters)
             if release_memory:
                 head.builder = _kernels.block.BlockBuilder()
             self._head_mem += head.memory_bytes() - mem0
             chunk_bytes, meta = encode_chunk(
                 head.labels.fingerprint,
                 head.labels.canonical,
-                [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len) for b in blocks],
+                [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len, resolve(b.token_filter))
+                 for b in blocks],
             )
             try:
                 name, seg = self._segment_for(meta.min_ts)

@@ -5,6 +5,13 @@ valid record, a torn WAL tail likewise (both logged and reported in
 ``store.replay_report``), WAL entries already sealed into chunks are skipped
 by LSN, and segment files no live chunk points at (a crash between writing a
 chunk and recording it) are removed — their entries are still in the WAL.
+
+Damage in the middle of the index log is skipped (the reader resynchronises
+on the next valid record, docs/FORMAT.md section 6) and reported; a chunk
+whose stream lost its STREAM record gets its labels back from its own chunk
+header.  The writer then moves unreferenced segments to ``lost+found/`` and
+rewrites the log without the damage before its next append; a read-only
+opener changes nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +23,19 @@ from dataclasses import dataclass, field
 
 from chunkstore import wal as wal_mod
 from chunkstore import wal_records
+from chunkstore.chunkfile_read import SegmentReader
 from chunkstore.errors import ChunkstoreError, CorruptionError
 from chunkstore.head import StreamHead
 from chunkstore.index import MemIndex
-from chunkstore.index_log import CHUNK, DROP, STREAM, TOMBSTONE, TOMBSTONE_DONE, IndexLog, read_index_log
+from chunkstore.index_log import (
+    CHUNK,
+    DROP,
+    STREAM,
+    TOMBSTONE,
+    TOMBSTONE_DONE,
+    IndexLog,
+    scan_index_log,
+)
 from chunkstore.labels import Labels
 
 log = logging.getLogger("chunkstore.store")
@@ -36,6 +52,12 @@ class OpenReport:
     wal_entries_skipped: int = 0
     problems: list = field(default_factory=list)
     orphan_segments_removed: list = field(default_factory=list)
+    #: ``(stream_id, labels, chunk_id)`` of each stream whose STREAM record was
+    #: lost and whose labels were read back from that chunk's header
+    streams_recovered: list = field(default_factory=list)
+    #: True when the writer will rewrite index.log without its damaged records
+    #: (before its next append; see ``IndexLog.rewrite_before_next_append``)
+    index_rewrite_pending: bool = False
 
 
 def open_into(store) -> None:
@@ -89,7 +111,11 @@ def _load(store, report: OpenReport) -> None:
     heads: dict[int, StreamHead] = {}
     signature = _signature(store.path)
     index_path = os.path.join(store.path, "index.log")
-    records, end, problem = read_index_log(index_path)
+    scan = scan_index_log(index_path)
+    records, end, problem = scan.records, scan.end, scan.tail
+    for skipped in scan.skipped:
+        report.problems.append(skipped)
+        log.warning("%s", skipped)
     if problem is not None:
         report.problems.append(problem)
         if store.read_only:
@@ -100,6 +126,7 @@ def _load(store, report: OpenReport) -> None:
     max_cid = 0
     logged: set[int] = set()
     tombstones: dict[int, list] = {}
+    applied: list[tuple[int, list]] = []  # what a repaired log holds, in order
     from chunkstore.store import chunk_from_record
 
     for r in records:
@@ -115,7 +142,10 @@ def _load(store, report: OpenReport) -> None:
             elif r.type == CHUNK:
                 ref = chunk_from_record(v)
                 if ref.stream_id not in index.streams:
-                    raise ValueError(f"chunk {ref.chunk_id} names unknown stream {ref.stream_id}")
+                    lbls = _recover_stream(store, index, ref, report, index_path, r.offset)
+                    logged.add(ref.stream_id)
+                    max_sid = max(max_sid, ref.stream_id)
+                    applied.append((STREAM, [ref.stream_id, lbls.fingerprint, lbls.canonical]))
                 index.add_chunk(ref)
                 max_cid = max(max_cid, ref.chunk_id)
             elif r.type == DROP:
@@ -126,11 +156,16 @@ def _load(store, report: OpenReport) -> None:
             elif r.type == TOMBSTONE_DONE:
                 for tid in v:
                     tombstones.pop(tid, None)
+            applied.append((r.type, v))
         except (ValueError, TypeError, IndexError) as exc:
             report.problems.append(CorruptionError(f"index log: bad record: {exc}",
                                                    index_path, r.offset))
     report.index_records = len(records)
     store._index_end = end
+    # Damage in the middle stays in the file until a writer rewrites it: the
+    # snapshot is exactly what was applied, with the recovered STREAM records.
+    store._index_repair = applied if (scan.skipped or report.streams_recovered) else None
+    report.index_rewrite_pending = store._index_repair is not None and not store.read_only
     # WAL replay: entries whose LSN is at or below their stream's flushed LSN
     # are already in sealed chunks.
     wal_dir = os.path.join(store.path, "wal")
@@ -191,6 +226,42 @@ def _load(store, report: OpenReport) -> None:
         store._reader_signature = signature
 
 
+def _recover_stream(store, index: MemIndex, ref, report: OpenReport, index_path: str,
+                    offset: int) -> Labels:
+    """Register the stream of ``ref``, whose STREAM record is lost, from the chunk's header.
+
+    The chunk header carries the fingerprint and canonical labels (FORMAT.md
+    section 4); the whole chunk metadata (header, index, trailer checksums)
+    must verify, the fingerprint must match the labels, and the labels must
+    not belong to another stream.  Reported in ``report``; raises
+    ``ValueError`` when the labels cannot be recovered (the chunk is then
+    reported, not applied).
+    """
+    sid, cid = ref.stream_id, ref.chunk_id
+    why = f"chunk {cid} names stream {sid}, whose STREAM record is lost"
+    try:
+        with SegmentReader(os.path.join(store.path, ref.segment)) as reader:
+            meta = reader.read_chunk_meta(ref.offset, ref.length)
+        lbls = Labels.from_canonical(meta.labels)
+    except (OSError, ValueError, ChunkstoreError) as exc:
+        raise ValueError(f"{why}; its labels cannot be read from {ref.segment!r} at offset "
+                         f"{ref.offset}: {exc}") from None
+    if lbls.fingerprint != meta.fingerprint:
+        raise ValueError(f"{why}; the chunk header in {ref.segment} at offset {ref.offset} "
+                         f"has fingerprint {meta.fingerprint:#x}, not that of {lbls}")
+    other = index.find_stream(lbls)
+    if other is not None:
+        raise ValueError(f"{why}; the labels {lbls} in its chunk header belong to stream {other}")
+    index.add_stream(sid, lbls)
+    report.streams_recovered.append((sid, str(lbls), cid))
+    report.problems.append(CorruptionError(
+        f"index log: {why}; labels {lbls} recovered from the chunk header in {ref.segment} "
+        f"at offset {ref.offset}", index_path, offset))
+    log.warning("index log: %s; labels %s recovered from the chunk header in %s", why, lbls,
+                ref.segment)
+    return lbls
+
+
 # The fields of each record type (FORMAT.md section 6); all but these are integers.
 _RECORD_FIELDS = {
     STREAM: ("stream", ("stream_id", "fingerprint", "labels")),
@@ -199,6 +270,9 @@ _RECORD_FIELDS = {
     TOMBSTONE: ("tombstone", ("tombstone_id", "query", "start_ns", "end_ns", "created_ns")),
 }
 _TEXT_FIELDS = {"labels": bytes, "segment": str, "query": str}
+
+
+_SAFE_SEGMENTS: set[str] = set()  # segment names already checked (few per store)
 
 
 def _check_record(rtype: int, v: list) -> None:
@@ -210,6 +284,16 @@ def _check_record(rtype: int, v: list) -> None:
     names stay inside the store: retention unlinks the files they name.
     Raises ``ValueError``.
     """
+    if (rtype == CHUNK and type(v) is list and len(v) >= 11 and type(v[2]) is str
+            and v[2] in _SAFE_SEGMENTS and type(v[0]) is int and type(v[1]) is int
+            and type(v[3]) is int and type(v[4]) is int and type(v[5]) is int
+            and type(v[6]) is int and type(v[7]) is int and type(v[8]) is int
+            and type(v[9]) is int and type(v[10]) is int):
+        return  # the common case on open: one chunk record of a known segment
+    _check_record_slow(rtype, v)
+
+
+def _check_record_slow(rtype: int, v: list) -> None:
     if rtype in (DROP, TOMBSTONE_DONE):
         what, names = ("drop" if rtype == DROP else "tombstone-done"), ("id",) * len(v)
     else:
@@ -224,6 +308,8 @@ def _check_record(rtype: int, v: list) -> None:
         seg = v[2]
         if "\0" in seg or os.path.isabs(seg) or ".." in seg.split("/"):
             raise ValueError(f"chunk {v[0]}: segment {seg!r:.80} is not a file inside the store")
+        if len(_SAFE_SEGMENTS) < 100_000:
+            _SAFE_SEGMENTS.add(seg)
 
 
 def _open_writer(store, report: OpenReport) -> None:
@@ -232,7 +318,14 @@ def _open_writer(store, report: OpenReport) -> None:
     ilog.open_append(store._index_end)
     ilog.records_written = report.index_records
     store._index_log = ilog
+    # Orphans go to lost+found (durably) while the damage is still on disk;
+    # only later may the repaired log, which no longer shows it, be written.
     _remove_orphans(store, report)
+    if store._index_repair is not None:
+        log.warning("index log %s: damaged records were skipped; the log will be rewritten "
+                    "without them before the next append", ilog.path)
+        ilog.rewrite_before_next_append(store._index_repair)
+    store._index_repair = None
     w = wal_mod.WALWriter(
         os.path.join(store.path, "wal"), fsync=opts.fsync, segment_size=opts.wal_segment_size,
         batch_interval=opts.sync_interval, batch_bytes=opts.sync_bytes,
@@ -242,7 +335,7 @@ def _open_writer(store, report: OpenReport) -> None:
     # Cut oversized heads into blocks so the head holds compressed data.
     for head in store.heads.values():
         if head.builder.size_bytes >= opts.block_size:
-            head.cut_block(opts.codec_id)
+            head.cut_block(opts.codec_id, store._filters)
     store._head_mem = sum(h.memory_bytes() for h in store.heads.values())
     if opts.maintenance_interval > 0:
         t = threading.Thread(target=store._maintenance_loop, name="chunkstore-maintenance",
@@ -261,6 +354,7 @@ def _remove_orphans(store, report: OpenReport) -> None:
     index_damaged = any(isinstance(p, CorruptionError) and p.path and
                         p.path.endswith("index.log") for p in report.problems)
     seg_root = os.path.join(store.path, "segments")
+    moved_from: list[str] = []
     for day in sorted(os.listdir(seg_root)):
         d = os.path.join(seg_root, day)
         if not os.path.isdir(d):
@@ -276,6 +370,7 @@ def _remove_orphans(store, report: OpenReport) -> None:
                     dest = os.path.join(store.path, "lost+found", f"{day}-{name}")
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
                     os.replace(os.path.join(d, name), dest)
+                    moved_from.append(d)
                     log.warning("store %s: index log was damaged; moved unreferenced segment "
                                 "%s to %s", store.path, rel, dest)
                 else:
@@ -283,6 +378,20 @@ def _remove_orphans(store, report: OpenReport) -> None:
                 report.orphan_segments_removed.append(rel)
         if not os.listdir(d):
             os.rmdir(d)
+    if moved_from:
+        # The moves must be durable before a repaired index log (which no
+        # longer shows the damage) lets a later writer delete orphans.
+        for d in [os.path.join(store.path, "lost+found"), seg_root, *sorted(set(moved_from))]:
+            if os.path.isdir(d):
+                _fsync_dir(d)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def refresh(store) -> bool:

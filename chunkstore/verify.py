@@ -4,17 +4,28 @@ It walks what the index log references (every live chunk's header, index,
 trailer and block checksums, deep-decoding blocks), every segment file on
 disk (also chunks the index does not point at), the index log itself and the
 WAL. Nothing is repaired: the report says what is damaged and where.
+
+The last record of ``index.log`` and of the newest WAL segment may be a
+write in progress when another process writes the store, so there a record
+that runs past the end of the file is not reported by a read-only store.  A
+record that is complete in the file (its frame header is there and its
+declared length fits) and still fails its checksum or decoding is damage,
+not a write in progress (a reader only ever sees a prefix of what a writer
+wrote), and is reported by every store, with the file and offset.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 
 from chunkstore import wal as wal_mod
+from chunkstore._kernels import crc32c
 from chunkstore.chunkfile import SegmentReader
 from chunkstore.errors import ChunkstoreError, CorruptionError
-from chunkstore.index_log import read_index_log
+from chunkstore.index_log import scan_index_log
+from chunkstore.wal_records import FRAME_SIZE, MAX_BODY, decode
 
 __all__ = ["VerifyReport", "verify_store"]
 
@@ -51,12 +62,13 @@ def verify_store(store) -> VerifyReport:
     with store._lock:
         store._check_open()
         refs = list(store.index.chunks.values())
-    # index log
+    # index log: damage in the middle always; the tail when it is not a write in progress
     try:
-        records, _end, problem = read_index_log(os.path.join(root, "index.log"))
-        rep.index_records = len(records)
-        if problem is not None and not store.read_only:
-            rep.problems.append(problem)
+        scan = scan_index_log(os.path.join(root, "index.log"))
+        rep.index_records = len(scan.records)
+        rep.problems.extend(scan.skipped)
+        if scan.tail is not None and (scan.tail_complete or not store.read_only):
+            rep.problems.append(scan.tail)
     except CorruptionError as exc:
         rep.problems.append(exc)
     # chunks referenced by the index
@@ -113,4 +125,50 @@ def verify_store(store) -> VerifyReport:
             rep.wal_segments = report.segments_read
             for p in report.problems:
                 rep.problems.append(p.as_error() if hasattr(p, "as_error") else p)
+            if report.end is not None:
+                # replay ends quietly at the newest segment's last valid record
+                seq, offset = report.end
+                damage = _complete_bad_record(
+                    os.path.join(wal_dir, wal_mod.segment_name(seq)), offset)
+                if damage is not None:
+                    rep.problems.append(damage)
     return rep
+
+
+_FRAME = struct.Struct("<II")
+
+
+def _complete_bad_record(path: str, offset: int) -> CorruptionError | None:
+    """The damage of the WAL record at ``offset`` if it is complete in the file and bad.
+
+    ``None`` when the file ends there, when the record runs past the end
+    (a write in progress, or a torn tail the writer cuts) or when it is
+    valid now (a writer finished it after replay read the file).
+    """
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:  # a bad newest segment: the writer starts the next one
+        return None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        hdr = os.pread(f.fileno(), FRAME_SIZE, offset)
+        if len(hdr) < FRAME_SIZE:
+            return None
+        length, crc = _FRAME.unpack(hdr)
+        if length == 0 or length > MAX_BODY:
+            return CorruptionError(f"wal: declared body length {length} outside 1..{MAX_BODY} "
+                                   "in the newest segment", path, offset)
+        if offset + FRAME_SIZE + length > size:
+            return None
+        body = os.pread(f.fileno(), length, offset + FRAME_SIZE)
+        if len(body) < length:  # the file shrank under us
+            return None
+    if crc32c(body, crc32c(hdr[:4])) != crc:
+        return CorruptionError(f"wal: record checksum mismatch (body length {length}) in the "
+                               "newest segment", path, offset)
+    try:
+        decode(body[0], memoryview(body)[1:])
+    except CorruptionError as exc:
+        return CorruptionError(f"wal: bad record in the newest segment: {exc.detail}", path,
+                               offset)
+    return None

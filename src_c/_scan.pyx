@@ -23,18 +23,26 @@ exceptions).
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release
 from cpython.buffer cimport PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from cs_common cimport (
-    CS_E_NOMEM, as_bytes, cs_err, cs_raw, cs_raw_columns, cs_raw_header, cs_raw_meta,
-    cs_uvarint_trusted, raw_error,
+    CS_E_NOMEM, as_bytes, cs_crc32c, cs_crc_init, cs_err, cs_raw, cs_raw_columns,
+    cs_raw_header, cs_raw_meta, cs_uvarint_trusted, raw_error,
 )
 
 import operator
 
 from chunkstore._block import MAX_RAW_LEN, decompress_block
+
+
+cdef extern from "cs_lz4tls.h" nogil:
+    ctypedef int (*cs_lz4_fn)(const char *src, char *dst, int src_size, int dst_capacity)
+    cs_lz4_fn cs_lz4_decompress_safe
+    int cs_lz4tls_init(const char *lib_path)
+    uint8_t *cs_tls_acquire(size_t n, int *owned)
+    void cs_tls_release(uint8_t *p, int owned)
 
 
 cdef extern from "cs_search.h" nogil:
@@ -66,6 +74,20 @@ cdef extern from "cs_search.h" nogil:
 __all__ = ["Filter", "scan_raw", "scan_block", "count_raw"]
 
 cs_search_init(2)
+cs_crc_init()
+
+
+def _lz4_library():
+    try:
+        import lz4.block._block as ext
+        return ext.__file__.encode()
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the install
+        return None
+
+
+_lib = _lz4_library()
+#: True when lz4 blocks are decompressed into a per-thread buffer (see cs_lz4tls.h).
+FAST_LZ4 = bool(cs_lz4tls_init(<const char *>_lib if _lib is not None else NULL))
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -271,15 +293,21 @@ cdef int _scan_core(const uint8_t *base, size_t size, const cs_filter *f, bint e
     return 0
 
 
-cdef int _run(bytes buf, Filter flt, object start_ts, object end_ts, scan_state *s) except -1:
-    """Run the scan core over buf for [start_ts, end_ts) (any Python ints)."""
+cdef bint _bounds(object start_ts, object end_ts, int64_t *clo, int64_t *chi):
+    """The inclusive int64 bounds of [start_ts, end_ts); True when the range is empty."""
     lo = start_ts if start_ts > _INT64_MIN else _INT64_MIN
     hi = end_ts - 1 if end_ts - 1 < _INT64_MAX else _INT64_MAX
-    cdef bint empty = lo > hi
+    if lo > hi:
+        return True
+    clo[0] = lo
+    chi[0] = hi
+    return False
+
+
+cdef int _run(bytes buf, Filter flt, object start_ts, object end_ts, scan_state *s) except -1:
+    """Run the scan core over buf for [start_ts, end_ts) (any Python ints)."""
     cdef int64_t clo = 0, chi = 0
-    if not empty:
-        clo = lo
-        chi = hi
+    cdef bint empty = _bounds(start_ts, end_ts, &clo, &chi)
     cdef cs_err e
     cdef int rc
     cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(buf)
@@ -326,10 +354,14 @@ def scan_raw(raw, flt, start_ts, end_ts, limit=-1, reverse=False):
     cdef bytes buf = as_bytes(raw)
     cdef scan_state s
     _run(buf, f, start_ts, end_ts, &s)
+    return _collect(<const uint8_t *>PyBytes_AS_STRING(buf), &s, limit, rev)
+
+
+cdef list _collect(const uint8_t *base, scan_state *s, object limit, bint rev):
+    """The alive entries of a finished scan as (ts, line, metadata); frees s.mem."""
     cdef list out = []
     cdef Py_ssize_t want = -1 if limit < 0 else (limit if limit < (1 << 62) else (1 << 62))
     cdef size_t j, i, cnt
-    cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(buf)
     cdef const char *text = <const char *>(base + s.r.text_pos)
     try:
         if want == 0 or s.a >= s.b:
@@ -349,10 +381,61 @@ def scan_raw(raw, flt, start_ts, end_ts, limit=-1, reverse=False):
         free(s.mem)
 
 
+cdef inline uint32_t _get_u32(const uint8_t *p) noexcept nogil:
+    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
 def scan_block(stored, flt, start_ts, end_ts, limit=-1, reverse=False, max_raw_len=MAX_RAW_LEN):
-    """``scan_raw(decompress_block(stored, max_raw_len), ...)``."""
-    _check_filter(flt)
-    return scan_raw(decompress_block(stored, max_raw_len), flt, start_ts, end_ts, limit, reverse)
+    """``scan_raw(decompress_block(stored, max_raw_len), ...)``.
+
+    A sound lz4 block is decompressed into this thread's reused buffer and
+    scanned there, crc to scan without the GIL (``FAST_LZ4``); anything
+    else, including every damaged block, takes ``decompress_block`` so the
+    errors are exactly the twin's.
+    """
+    cdef Filter f = _check_filter(flt)
+    if not FAST_LZ4 or type(stored) is not bytes or not isinstance(max_raw_len, int):
+        return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
+    start_ts = operator.index(start_ts)
+    end_ts = operator.index(end_ts)
+    limit = operator.index(limit)
+    cdef bytes data = <bytes>stored
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(data)
+    cdef size_t size = <size_t>PyBytes_GET_SIZE(data)
+    cdef uint32_t raw_len, payload_len
+    if (size < 13 or (p[0] != 1 and p[0] != 2) or not 0 <= max_raw_len <= MAX_RAW_LEN
+            or size > 0x7FFFFFFF):
+        return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
+    raw_len = _get_u32(p + 1)
+    payload_len = _get_u32(p + 5)
+    if raw_len > max_raw_len or payload_len != size - 13 or raw_len > 0x7FFFFFFF:
+        return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
+    cdef int64_t clo = 0, chi = 0
+    cdef bint empty = _bounds(start_ts, end_ts, &clo, &chi)
+    cdef int owned = 0, got = -1, rc = -1
+    cdef uint8_t *buf = cs_tls_acquire(<size_t>raw_len + 8, &owned)
+    cdef scan_state s
+    cdef cs_err e
+    cdef bint sound = False
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            if cs_crc32c(0, p, size - 4) == _get_u32(p + size - 4):
+                got = cs_lz4_decompress_safe(<const char *>(p + 9), <char *>buf,
+                                             <int>payload_len, <int>raw_len)
+                if got == <int>raw_len:
+                    sound = True
+                    rc = _scan_core(buf, raw_len, &f.f, empty, clo, chi, &s, &e)
+        if not sound:  # the slow path raises the twin's error for this block
+            return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit,
+                            reverse)
+        if rc:
+            free(s.mem)
+            raise raw_error(&e)
+        return _collect(buf, &s, limit, bool(reverse))
+    finally:
+        cs_tls_release(buf, owned)
 
 
 def _int64_buffer(obj, name):

@@ -155,13 +155,19 @@ CS_UNUSED static int cs_bb_start_hashing(cs_bb *bb)
     return CS_BB_OK;
 }
 
-CS_UNUSED static int cs_bb_grow_bytes(uint8_t **buf, size_t *cap, size_t need)
+/* Buffers start small: a store may hold 100,000 streams that each see a few
+ * lines; doubling reaches a 256 KiB block in ten steps. */
+#define CS_BB_FIRST_TEXT 256
+#define CS_BB_FIRST_META 16
+#define CS_BB_FIRST_ENTRIES 8
+
+CS_UNUSED static int cs_bb_grow_bytes(uint8_t **buf, size_t *cap, size_t need, size_t first)
 {
     if (need <= *cap && *buf)
         return CS_BB_OK;
     if (need > CS_BB_MAX_BYTES)
         return CS_BB_TOOBIG;
-    size_t c = *cap ? *cap : 4096;
+    size_t c = *cap ? *cap : first;
     while (c < need)
         c = c > CS_BB_MAX_BYTES / 2 ? CS_BB_MAX_BYTES : c * 2;
     uint8_t *p = (uint8_t *)realloc(*buf, c);
@@ -176,7 +182,7 @@ CS_UNUSED static int cs_bb_grow_entries(cs_bb *bb, size_t need)
 {
     if (need > CS_BB_MAX_ENTRIES)
         return CS_BB_TOOBIG;
-    size_t c = bb->cap ? bb->cap : 64;
+    size_t c = bb->cap ? bb->cap : CS_BB_FIRST_ENTRIES;
     while (c < need)
         c *= 2;
     if (c > CS_BB_MAX_ENTRIES)
@@ -219,10 +225,10 @@ static inline int cs_bb_reserve(cs_bb *bb, size_t k, size_t text, size_t meta)
         return CS_BB_TOOBIG;
     /* the buffers always exist once anything is reserved: no NULL + 0 */
     if ((tl + text > bb->text_cap || !bb->text)
-        && (rc = cs_bb_grow_bytes(&bb->text, &bb->text_cap, tl + text)))
+        && (rc = cs_bb_grow_bytes(&bb->text, &bb->text_cap, tl + text, CS_BB_FIRST_TEXT)))
         return rc;
     if ((ml + meta > bb->meta_cap || !bb->meta)
-        && (rc = cs_bb_grow_bytes(&bb->meta, &bb->meta_cap, ml + meta)))
+        && (rc = cs_bb_grow_bytes(&bb->meta, &bb->meta_cap, ml + meta, CS_BB_FIRST_META)))
         return rc;
     return CS_BB_OK;
 }

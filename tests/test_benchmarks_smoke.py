@@ -1,6 +1,6 @@
 """The store and query benchmark scripts run end to end on tiny sizes.
 
-``benchmarks/bench_ingest.py`` and ``benchmarks/bench_query.py --smoke``
+``benchmarks/bench_ingest.py``, ``bench_query.py`` and ``bench_needle.py --smoke``
 each run in a child process (as CI would), exit 0, print every figure their
 issue asks for, and leave ``benchmarks/RESULTS.md`` untouched: only full
 runs record.  Both scripts check their own answers against their baselines
@@ -27,6 +27,11 @@ EXPECTED_ROWS = {
     "bench_query.py": ["needle, all", "selective, 1 of", "regex:", "(?i) literal:",
                        "parser: {app=\"api\"} \\| logfmt", "limit 100 backward, whole store",
                        "limit 100 backward, half-size store", "4 needle queries, 1 thread"],
+    "bench_needle.py": ["ingest with filters (wall)", "ingest with filters (per CPU-second)",
+                        "token filter bytes / stored bytes", "rare id (1 line): with filters",
+                        "rare id (1 line): vs grep -F -c", "absent id: with filters",
+                        "common word: with filters", "id without separator",
+                        "blocks read for absent ids"],
 }
 
 

@@ -39,6 +39,7 @@ from chunkstore.chunkfile import (
     encode_chunk,
 )
 from chunkstore.errors import CorruptionError
+from chunkstore.tokenfilter import block_filter
 
 # -- the small segment ----------------------------------------------------------
 
@@ -97,7 +98,7 @@ def build_golden(tmpdir: str) -> Golden:
                 raw = block.encode_entries(ts, [e[1] for e in entries], [e[2] for e in entries])
                 chunk_raws.append(raw)
                 items.append((block.compress_block(raw, codec), len(ts), min(ts), max(ts),
-                              sum(len(e[1]) for e in entries)))
+                              sum(len(e[1]) for e in entries), block_filter(raw)))
             chunk, meta = encode_chunk(xxh64(labels), labels, items)
             offset = w.append(chunk)
             metas.append(meta.with_location(None, offset))
@@ -112,6 +113,8 @@ def build_golden(tmpdir: str) -> Golden:
         for j, b in enumerate(m.blocks):
             records.append(Record(m.offset + b.offset, m.offset + b.offset + b.stored_len,
                                   "block", i, j))
+        records.append(Record(m.offset + m.filters_offset, m.offset + m.index_offset,
+                              "filters", i))
         records.append(Record(m.offset + m.index_offset, m.offset + m.chunk_len - 20, "index", i))
         records.append(Record(m.offset + m.chunk_len - 20, m.offset + m.chunk_len, "trailer", i))
     return Golden(data, metas, raws, stored, records)
@@ -179,9 +182,16 @@ def check_flip(g: Golden, path: str, pos: int, reopen: bool = True) -> None:
                 else:
                     assert r.read_raw_block(m.offset, b) == g.raws[i][j]
                     assert r.read_block(m.offset, b) == g.stored[i][j]
+        for i, m in enumerate(g.metas):
+            if rec.kind == "filters" and rec.chunk == i:
+                with pytest.raises(CorruptionError) as info:
+                    r.read_filters(located(m, path))
+                assert_error(info.value, path, rec.start, pos)
+            else:
+                assert len(r.read_filters(located(m, path))) == len(m.blocks)
         expected = []
         for i, m in enumerate(g.metas):
-            if rec.chunk == i and rec.kind != "block":
+            if rec.chunk == i and rec.kind not in ("block", "filters"):
                 expected.append("error")
                 if rec.kind == "header":
                     break
@@ -296,7 +306,8 @@ def test_golden_segment_reads_back(golden, tmp_path):
     check_truncation(golden, path, len(golden.data))  # uncut: everything reads
     with SegmentReader(path) as r:
         assert r.verify(deep=True) == []
-    assert {r.kind for r in golden.records} == {"segment", "header", "block", "index", "trailer"}
+    assert {r.kind for r in golden.records} == {"segment", "header", "block", "filters", "index",
+                                                "trailer"}
     assert sum(r.end - r.start for r in golden.records) == len(golden.data)
 
 

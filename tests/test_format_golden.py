@@ -1,10 +1,14 @@
-"""The golden segment ``tests/golden/v1-segment.seg`` against docs/FORMAT.md.
+"""The golden segments ``tests/golden/v1-segment.seg`` and ``v2-segment.seg`` against docs/FORMAT.md.
 
-The file was written once by ``tests/golden/make_golden.py``.  These tests
+The files were written once by ``tests/golden/make_golden.py`` (version 1 by
+the script as it was before token filters; the current code must still read
+it).  These tests
 parse it with ``struct``, a bitwise CRC-32C, ``lz4.block`` and a small
 section-2 decoder written here, independently of ``chunkstore.chunkfile``,
 so a change in the code that silently changes the format fails here; and
-they check that the current code still writes exactly the same bytes.
+they check that the current code still writes exactly the version 2 bytes.
+The token filters of version 2 are rebuilt here from the rule in FORMAT.md
+(tokenizer, key hash, bit positions) and compared byte for byte.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import lz4.block
 import pytest
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "golden"
-GOLDEN = GOLDEN_DIR / "v1-segment.seg"
+GOLDEN = GOLDEN_DIR / "v2-segment.seg"
+GOLDEN_V1 = GOLDEN_DIR / "v1-segment.seg"
+GOLDENS = [pytest.param(GOLDEN_V1, id="v1"), pytest.param(GOLDEN, id="v2")]
 
 
 def _load_make_golden():
@@ -97,6 +103,60 @@ def decode_raw_block(raw: bytes) -> list[tuple[int, bytes, tuple | None]]:
     return list(zip(ts, lines, metas, strict=True))
 
 
+# -- token filters, from the text of FORMAT.md section 4 ---------------------------
+
+M64 = 2**64 - 1
+
+
+def token_key_hash(key: bytes) -> int:
+    h = (len(key) * 0x9E3779B97F4A7C15) & M64
+    i = 0
+    while i + 8 <= len(key):
+        h = ((h ^ int.from_bytes(key[i:i + 8], "little")) * 0xBF58476D1CE4E5B9) & M64
+        h ^= h >> 31
+        i += 8
+    if i < len(key):
+        h = ((h ^ int.from_bytes(key[i:], "little")) * 0x94D049BB133111EB) & M64
+    for mul in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        h ^= h >> 33
+        h = (h * mul) & M64
+    return h ^ (h >> 33)
+
+
+def reference_filter(lines: list[bytes], raw_len: int) -> bytes:
+    keys = set()
+    for line in lines:
+        token = b""
+        for byte in line.lower() + b" ":
+            if byte >= 0x80 or chr(byte).isalnum() and byte < 0x80 or byte == ord("_"):
+                token += bytes([byte])
+                continue
+            if token:
+                if len(token) > 8:
+                    keys.update((token[:8], token[-8:]))
+                else:
+                    keys.add(token)
+            token = b""
+    hashes = {token_key_hash(k) for k in keys}
+    n = len(hashes)
+    nbytes = min(max((n * 10 + 7) // 8, 8), raw_len // 4 + 8)
+    m = nbytes * 8
+    k = min(max((m * 693 + n * 500) // (n * 1000), 1), 16) if n else 1
+    bits = bytearray(nbytes)
+    for h in hashes:
+        x, step = h & 0xFFFFFFFF, (h >> 32) | 1
+        for _ in range(k):
+            j = (x * m) >> 32
+            bits[j // 8] |= 1 << (j % 8)
+            x = (x + step) & 0xFFFFFFFF
+    return bytes([k]) + bytes(bits)
+
+
+def test_reference_key_hash_fixed_values():
+    assert token_key_hash(b"") == 0
+    assert token_key_hash(b"timeout") == 0x2AE39EC08370452D
+
+
 # -- the byte-by-byte check -------------------------------------------------------
 
 
@@ -114,7 +174,9 @@ def parse_golden(data: bytes) -> list[dict]:
         magic, version, flags, reserved, chunk_len, fingerprint, labels_len = struct.unpack_from(
             "<4sBBHQQI", data, pos
         )
-        assert (magic, version, flags, reserved) == (b"CSCK", 1, 0, 0)
+        assert version in (1, 2)
+        assert (magic, flags, reserved) == (b"CSCK", 0, 0)
+        entry_len = 41 if version == 1 else 45
         labels = data[pos + 28 : pos + 28 + labels_len]
         header_len = 32 + labels_len
         (hcrc,) = struct.unpack_from("<I", data, pos + 28 + labels_len)
@@ -130,16 +192,20 @@ def parse_golden(data: bytes) -> list[dict]:
 
         # index
         (n_blocks,) = struct.unpack_from("<I", chunk, index_offset)
-        assert index_len == 8 + 41 * n_blocks
+        assert index_len == 8 + entry_len * n_blocks
         (icrc,) = struct.unpack_from("<I", chunk, index_offset + index_len - 4)
         assert icrc == crc32c_bitwise(chunk[index_offset : index_offset + index_len - 4])
 
         blocks = []
         expect_offset = header_len
+        filter_lens = []
         for i in range(n_blocks):
+            at = index_offset + 4 + entry_len * i
             (off, stored_len, raw_len, n_entries, min_ts, max_ts, codec, text_len) = (
-                struct.unpack_from("<QIIIqqBI", chunk, index_offset + 4 + 41 * i)
+                struct.unpack_from("<QIIIqqBI", chunk, at)
             )
+            if version == 2:
+                filter_lens.append(struct.unpack_from("<I", chunk, at + 41)[0])
             assert off == expect_offset, "blocks are back to back after the header"
             stored = chunk[off : off + stored_len]
             s_codec, s_raw_len, payload_len = struct.unpack_from("<BII", stored, 0)
@@ -160,9 +226,22 @@ def parse_golden(data: bytes) -> list[dict]:
             assert min_ts == min(e[0] for e in entries)
             assert max_ts == max(e[0] for e in entries)
             assert text_len == sum(len(e[1]) for e in entries)
-            blocks.append({"codec": codec, "entries": entries})
+            blocks.append({"codec": codec, "entries": entries, "raw_len": raw_len})
             expect_offset += stored_len
-        assert expect_offset == index_offset, "the last block ends where the index starts"
+        if version == 1:
+            assert expect_offset == index_offset, "the last block ends where the index starts"
+        else:
+            # the filter section: each block's filter in block order, then a crc
+            section = chunk[expect_offset : index_offset - 4]
+            assert len(section) == sum(filter_lens)
+            (fcrc,) = struct.unpack_from("<I", chunk, index_offset - 4)
+            assert fcrc == crc32c_bitwise(section)
+            p = 0
+            for b, flen in zip(blocks, filter_lens, strict=True):
+                b["filter"] = section[p : p + flen]
+                p += flen
+                assert b["filter"] == reference_filter([e[1] for e in b["entries"]],
+                                                       b["raw_len"])
 
         c.update(offset=pos, length=chunk_len, fingerprint=fingerprint, labels=labels,
                  blocks=blocks)
@@ -172,10 +251,11 @@ def parse_golden(data: bytes) -> list[dict]:
     return chunks
 
 
-def test_golden_file_matches_the_format_and_the_fixed_entries():
+@pytest.mark.parametrize("golden_path", GOLDENS)
+def test_golden_file_matches_the_format_and_the_fixed_entries(golden_path):
     from chunkstore._kernels import xxh64
 
-    chunks = parse_golden(GOLDEN.read_bytes())
+    chunks = parse_golden(golden_path.read_bytes())
     assert len(chunks) == len(make_golden.CHUNKS)
     for got, (labels, blocks) in zip(chunks, make_golden.CHUNKS, strict=True):
         assert got["labels"] == labels
@@ -187,7 +267,7 @@ def test_golden_file_matches_the_format_and_the_fixed_entries():
 
 def test_golden_fixed_values():
     """A few values pinned literally, so the reference parser cannot drift either."""
-    data = GOLDEN.read_bytes()
+    data = GOLDEN_V1.read_bytes()
     assert data[:12] == b"CSSG\x01" + bytes(7)
     assert struct.unpack_from("<I", data, 12)[0] == 0x3927EAEF
     assert len(data) == 621
@@ -198,12 +278,21 @@ def test_golden_fixed_values():
     assert struct.unpack_from("<QQI", data, 24) == (383, 0x92153F53101988B4, 20)
 
 
-def test_current_code_reads_the_golden_segment():
+def test_golden_v2_fixed_values():
+    data = GOLDEN.read_bytes()
+    assert len(data) == 686
+    assert data[16:24] == b"CSCK\x02\x00\x00\x00"
+    chunks = parse_golden(data)
+    assert [len(b["filter"]) for c in chunks for b in c["blocks"]] == [10, 15, 20]
+
+
+@pytest.mark.parametrize("golden_path", GOLDENS)
+def test_current_code_reads_the_golden_segment(golden_path):
     from chunkstore._kernels import block
     from chunkstore.chunkfile import SegmentReader
 
-    reference = parse_golden(GOLDEN.read_bytes())
-    with SegmentReader(GOLDEN) as reader:
+    reference = parse_golden(golden_path.read_bytes())
+    with SegmentReader(golden_path) as reader:
         metas = list(reader.walk())
         assert len(metas) == len(reference)
         for meta, ref in zip(metas, reference, strict=True):
@@ -212,9 +301,11 @@ def test_current_code_reads_the_golden_segment():
                 ref["offset"], ref["length"], ref["labels"], ref["fingerprint"])
             again = reader.read_chunk_meta(meta.offset, meta.chunk_len)
             assert again == meta
-            for bmeta, bref in zip(meta.blocks, ref["blocks"], strict=True):
+            filters = reader.read_filters(meta)
+            for bmeta, bref, flt in zip(meta.blocks, ref["blocks"], filters, strict=True):
                 ts, lines, md = block.decode_entries(reader.read_raw_block(meta.offset, bmeta))
                 assert list(zip(ts, lines, md, strict=True)) == bref["entries"]
+                assert bytes(flt) == bref.get("filter", b"")
         assert reader.verify(deep=True) == []
 
 

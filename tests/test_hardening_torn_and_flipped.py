@@ -21,14 +21,16 @@ segment file and ``index.log``.  Then, opened read-only and as the writer:
 * the damage is reported with the file's path and an offset at or before the
   damaged byte: by the writer's ``replay_report`` (torn tails it repaired)
   or ``store.verify()``.  A read-only ``verify()`` reports damage in chunk
-  segments and in WAL segments other than the newest; it stays silent on the
-  tail of the newest WAL segment and of ``index.log`` (a live writer may be
-  appending there; see ``test_read_only_verify_is_silent_on_index_log_damage``).
+  segments, in WAL segments other than the newest and in complete records of
+  the newest WAL segment and ``index.log``; it stays silent on an incomplete
+  last record there (a live writer may be appending it).
 
-``index.log`` damage follows the documented design: the log is cut at the
-damaged record, so chunks recorded after it (and DROP/TOMBSTONE records)
-are lost to the index; their entries come back only while the WAL still
-holds them.  The suite measures that and prints a summary line.
+``index.log`` damage follows the documented design (FORMAT.md section 6,
+"Reading a damaged log"): a damaged record is skipped and reading resumes at
+the next place where two valid records follow each other, so only the
+damaged record's chunks (or DROP/TOMBSTONE) are lost to the index, and
+their entries come back only while the WAL still holds them; a damaged tail
+is cut.  The suite measures that and prints a summary line.
 
 Quick mode samples ~300 offsets per file (fewer without the compiled core);
 ``CHUNKSTORE_HARDENING_LONG=1`` flips every byte and truncates at every

@@ -308,3 +308,71 @@ def test_count_raw_extreme_timestamps(S):
     c, b = array.array("q", [0] * 2), array.array("q", [0] * 2)
     assert S.count_raw(raw, S.Filter([]), INT64_MIN, 2**63, INT64_MAX - 1, 1, c, b) == 1
     assert c.tolist() == [1, 0] and b.tolist() == [3, 0]
+
+
+# -- scan_block's reused per-thread buffer (compiled, FAST_LZ4) ---------------------
+
+
+def _lz4_blocks(seed: int, n_blocks: int):
+    rng = random.Random(seed)
+    out = []
+    for b in range(n_blocks):
+        n = rng.randrange(1, 300)
+        ts = [rng.randrange(-10**6, 10**6) for _ in range(n)]
+        lines = [(b"line %d %s" % (i, rng.choice([b"needle", b"hay", b"NEEDLE", b""])))
+                 * rng.randrange(1, 4) for i in range(n)]
+        metas = [None if i % 3 else [(b"k", b"v%d" % i)] for i in range(n)]
+        raw = _block_py.encode_entries(ts, lines, metas)
+        out.append(_block_py.compress_block(raw, 1 + b % 2))  # lz4 and lz4-hc
+    return out
+
+
+@pytest.mark.skipif(_C is None or not getattr(_C, "FAST_LZ4", False),
+                    reason="needs the compiled scanner with python-lz4's decompressor")
+def test_fast_lz4_path_equals_the_slow_path_and_the_twin(monkeypatch):
+    flt = _C.Filter([((b"needle",), False, True)])
+    pflt = _scan_py.Filter([((b"needle",), False, True)])
+    for stored in _lz4_blocks(7, 40):
+        for rev, limit in ((False, -1), (True, 5)):
+            fast = _C.scan_block(stored, flt, -500_000, 500_000, limit, rev)
+            monkeypatch.setattr(_C, "FAST_LZ4", False)
+            slow = _C.scan_block(stored, flt, -500_000, 500_000, limit, rev)
+            monkeypatch.setattr(_C, "FAST_LZ4", True)
+            assert fast == slow == _scan_py.scan_block(stored, pflt, -500_000, 500_000, limit, rev)
+        # damage: every error is exactly the twin's (the fast path defers to it)
+        for pos in (0, 1, 5, 9, len(stored) // 2, len(stored) - 1):
+            bad = bytearray(stored)
+            bad[pos] ^= 0x41
+            errs = []
+            for fn, f in ((_C.scan_block, flt), (_scan_py.scan_block, pflt)):
+                try:
+                    fn(bytes(bad), f, -500_000, 500_000)
+                    errs.append(None)
+                except CorruptionError as e:
+                    errs.append((str(e), e.offset))
+            assert errs[0] == errs[1]
+
+
+@pytest.mark.skipif(_C is None, reason="needs the compiled scanner")
+def test_scan_block_threads_each_use_their_own_buffer():
+    import threading
+
+    blocks = _lz4_blocks(11, 30)
+    flt = _C.Filter([((b"needle",), False, False)])
+    want = [_scan_py.scan_block(b, _scan_py.Filter([((b"needle",), False, False)]),
+                                -10**7, 10**7) for b in blocks]
+    errors = []
+
+    def worker(order):
+        for _ in range(20):
+            for i in order:
+                if _C.scan_block(blocks[i], flt, -10**7, 10**7) != want[i]:
+                    errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(list(range(30))[::step],))
+               for step in (1, -1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -203,3 +203,106 @@ def test_sigkill_during_compaction_keeps_everything_exactly_once(tmp_path):
             got = [(e.ts, e.line) for e in s.query('{app="a"}', direction="forward")]
             assert got == keep
             assert s.verify().ok
+
+
+# -- per-segment live-chunk counts in the index ----------------------------------------------
+
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+from chunkstore.index import ChunkRef, MemIndex  # noqa: E402
+from chunkstore.labels import Labels  # noqa: E402
+
+SEGMENTS = [f"segments/2024-01-0{d}/0000000{k}.seg" for d in (1, 2) for k in (1, 2)]
+
+
+class SegmentCountsVsModel(RuleBasedStateMachine):
+    """``MemIndex`` counts of live chunks and bytes per segment against a plain dict of chunks.
+
+    Chunks are added (ids may repeat: a repeated id replaces the chunk),
+    removed (ids may be unknown) in random order across streams and segments;
+    after every step the index's counts, its ``stored_bytes`` and
+    ``MemIndex.check()`` must agree with counts recomputed from the model.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.index = MemIndex()
+        self.model: dict[int, ChunkRef] = {}
+        for sid in (1, 2, 3):
+            self.index.add_stream(sid, Labels.from_input({"app": f"a{sid}"}))
+
+    @rule(cid=st.integers(1, 30), sid=st.integers(1, 3), seg=st.sampled_from(SEGMENTS),
+          ts=st.integers(0, 1000), span=st.integers(0, 100), length=st.integers(1, 5000))
+    def add(self, cid, sid, seg, ts, span, length):
+        ref = ChunkRef(cid, sid, seg, 16, length, ts, ts + span, 1, length, length + 7, 0)
+        self.index.add_chunk(ref)
+        self.model[cid] = ref
+
+    @rule(cid=st.integers(1, 32))
+    def remove(self, cid):
+        got = self.index.remove_chunk(cid)
+        assert got is self.model.pop(cid, None)
+
+    @invariant()
+    def counts_match_the_model(self):
+        idx = self.index
+        for seg in SEGMENTS:
+            refs = [r for r in self.model.values() if r.segment == seg]
+            assert idx.segment_chunks(seg) == len(refs)
+        want = {}
+        for r in self.model.values():
+            want[r.segment] = want.get(r.segment, 0) + r.length
+        assert idx.segment_live_bytes() == want
+        assert idx.stored_bytes == sum(r.stored_bytes for r in self.model.values())
+        assert set(idx.chunks) == set(self.model)
+        idx.check()
+
+
+TestSegmentCountsVsModel = SegmentCountsVsModel.TestCase
+
+
+def test_index_check_catches_a_wrong_segment_count():
+    index = MemIndex()
+    index.add_stream(1, Labels.from_input({"app": "a"}))
+    index.add_chunk(ChunkRef(1, 1, SEGMENTS[0], 16, 100, 0, 1, 1, 10, 100, 0))
+    index.check()
+    index._segment_live[SEGMENTS[0]][0] += 1
+    with pytest.raises(AssertionError):
+        index.check()
+
+
+def test_segment_counts_are_rebuilt_on_open(store_path):
+    policy = RetentionPolicy(period="7d")
+    with chunkstore.open(store_path, retention=policy, maintenance_interval=0) as s:
+        fill(s, days=10)
+        s.apply_retention(now=NOW)
+        counts = {seg: s.index.segment_chunks(seg) for seg in s.index.segment_live_bytes()}
+        live_bytes = s.index.segment_live_bytes()
+        s.index.check()
+    with chunkstore.open(store_path, retention=policy, maintenance_interval=0) as s:
+        s.index.check()
+        assert s.index.segment_live_bytes() == live_bytes
+        assert {seg: s.index.segment_chunks(seg) for seg in live_bytes} == counts
+        files = {str(p.relative_to(store_path)) for p in store_path.rglob("*.seg")}
+        assert files == set(live_bytes)  # one file per segment with live chunks, no other
+
+
+def test_retention_removes_a_segment_with_its_last_chunk_only(store_path):
+    """Two streams share each day's segment: expiring one stream keeps the file."""
+    policy = RetentionPolicy(period="30d", rules=[('{app="db"}', "2d")])
+    with chunkstore.open(store_path, retention=policy, maintenance_interval=0) as s:
+        fill(s, days=5)
+        segs = set(s.index.segment_live_bytes())
+        rep = s.apply_retention(now=NOW)
+        assert rep.chunks == 3 and rep.segments_removed == []  # api still lives in them
+        assert set(s.index.segment_live_bytes()) == segs
+        s.index.check()
+        policy.rules = ()
+        policy.period_s = 2 * 86400.0  # now api expires too: the three files go
+        rep = s.apply_retention(now=NOW)
+        assert rep.chunks == 3 and len(rep.segments_removed) == 3
+        assert set(s.index.segment_live_bytes()) == segs - set(rep.segments_removed)
+        files = {str(p.relative_to(store_path)) for p in store_path.rglob("*.seg")}
+        assert files == set(s.index.segment_live_bytes())
+        s.index.check()

@@ -1,4 +1,4 @@
-"""Write ``tests/golden/v1-segment.seg``: a small segment from fixed entries.
+"""Write ``tests/golden/v2-segment.seg``: a small segment from fixed entries.
 
 Run once with the current code and commit the file; ``tests/test_format_golden.py``
 then checks it byte by byte against docs/FORMAT.md and checks that the current
@@ -6,6 +6,11 @@ code still writes exactly these bytes.  Only rerun this script on a deliberate
 format change (and bump the format version)::
 
     PYTHONPATH=. python tests/golden/make_golden.py
+
+``v1-segment.seg`` holds the same entries in chunk version 1 (no token
+filters), written by this script as it was at commit c4278fb; it stays so
+that every version the readers accept has a golden file.  Version 2 adds a
+token filter per block (FORMAT.md section 4).
 
 The segment holds two chunks: ``{app="golden", env="test"}`` with an
 uncompressed block (entries with structured metadata) and an lz4 block, and
@@ -63,13 +68,15 @@ CHUNKS = [
     ),
 ]
 
-GOLDEN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1-segment.seg")
+GOLDEN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v2-segment.seg")
+V1_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1-segment.seg")
 
 
 def write_segment(path: str) -> None:
     """Write the golden segment to ``path`` with the current code."""
     from chunkstore._kernels import block, xxh64
     from chunkstore.chunkfile import SegmentWriter, encode_chunk
+    from chunkstore.tokenfilter import block_filter
 
     with SegmentWriter(path) as writer:
         for labels, blocks in CHUNKS:
@@ -81,7 +88,7 @@ def write_segment(path: str) -> None:
                 raw = block.encode_entries(ts, lines, meta)
                 stored.append(
                     (block.compress_block(raw, codec), len(entries), min(ts), max(ts),
-                     sum(map(len, lines)))
+                     sum(map(len, lines)), block_filter(raw))
                 )
             chunk, _ = encode_chunk(xxh64(labels), labels, stored)
             writer.append(chunk)

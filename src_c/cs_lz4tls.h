@@ -1,0 +1,114 @@
+/* Decompressing lz4 blocks into a reused per-thread buffer.
+ *
+ * python-lz4 (a dependency) returns a fresh bytes object per block; for a
+ * 256 KiB block that is a fresh mapping whose pages fault in on every query,
+ * and with two query threads the page faults serialise them.  The scanner
+ * only needs the raw block until it has copied out the matching lines, so
+ * it decompresses into a buffer kept per thread instead.
+ *
+ * The decompressor is python-lz4's own LZ4_decompress_safe (its extension
+ * exports it), found at import with dlopen/dlsym: the lz4 library already
+ * installed, no headers or second copy needed.  When it is not found the
+ * scanner keeps using python-lz4's Python API.
+ *
+ * Plain C, no Python calls: usable without the GIL.
+ */
+#ifndef CS_LZ4TLS_H
+#define CS_LZ4TLS_H
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#ifndef CS_UNUSED
+#if defined(__GNUC__)
+#define CS_UNUSED __attribute__((unused))
+#else
+#define CS_UNUSED
+#endif
+#endif
+
+typedef int (*cs_lz4_fn)(const char *src, char *dst, int src_size, int dst_capacity);
+
+static cs_lz4_fn cs_lz4_decompress_safe = NULL;
+static pthread_key_t cs_tls_key;
+static int cs_tls_ready = 0;
+
+/* Buffers above this are allocated per call, not kept by the thread. */
+#define CS_TLS_MAX_KEEP (16u << 20)
+
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+    int busy;
+} cs_tls_buf;
+
+CS_UNUSED static void cs_tls_free(void *v)
+{
+    cs_tls_buf *b = (cs_tls_buf *)v;
+    if (b) {
+        free(b->p);
+        free(b);
+    }
+}
+
+/* Returns 1 when the per-thread buffers and the decompressor are usable. */
+CS_UNUSED static int cs_lz4tls_init(const char *lib_path)
+{
+    void *h;
+    if (!cs_tls_ready && pthread_key_create(&cs_tls_key, cs_tls_free) == 0)
+        cs_tls_ready = 1;
+    if (!cs_tls_ready || lib_path == NULL)
+        return 0;
+    h = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return 0;
+    cs_lz4_decompress_safe = (cs_lz4_fn)dlsym(h, "LZ4_decompress_safe");
+    return cs_lz4_decompress_safe != NULL;
+}
+
+/* A buffer of at least n bytes for this thread, marked busy until
+ * cs_tls_release; *owned says whether the caller must free it instead (too
+ * big to keep, or the thread's buffer is already in use).  NULL: no memory. */
+CS_UNUSED static uint8_t *cs_tls_acquire(size_t n, int *owned)
+{
+    cs_tls_buf *b = (cs_tls_buf *)pthread_getspecific(cs_tls_key);
+    *owned = 0;
+    if (n > CS_TLS_MAX_KEEP || (b && b->busy)) {
+        *owned = 1;
+        return (uint8_t *)malloc(n ? n : 1);
+    }
+    if (!b) {
+        b = (cs_tls_buf *)calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(cs_tls_key, b)) {
+            free(b);
+            *owned = 1;
+            return (uint8_t *)malloc(n ? n : 1);
+        }
+    }
+    if (b->cap < n || !b->p) {
+        free(b->p);
+        b->cap = n < 4096 ? 4096 : n;
+        b->p = (uint8_t *)malloc(b->cap);
+        if (!b->p) {
+            b->cap = 0;
+            return NULL;
+        }
+    }
+    b->busy = 1;
+    return b->p;
+}
+
+CS_UNUSED static void cs_tls_release(uint8_t *p, int owned)
+{
+    if (owned) {
+        free(p);
+        return;
+    }
+    cs_tls_buf *b = (cs_tls_buf *)pthread_getspecific(cs_tls_key);
+    if (b)
+        b->busy = 0;
+}
+
+#endif
