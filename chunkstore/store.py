@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -755,7 +756,11 @@ def chunk_record(ref: ChunkRef) -> list:
 
 
 def chunk_from_record(v: list) -> ChunkRef:
-    return ChunkRef(*v[:11])
+    """The ChunkRef of an index CHUNK record; segment names are interned
+    (a store has a few segment files and may have millions of chunks)."""
+    ref = ChunkRef(*v[:11])
+    ref.segment = sys.intern(ref.segment)
+    return ref
 
 
 def _entry_ts(e):

@@ -16,6 +16,7 @@ opener changes nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -106,7 +107,23 @@ def _signature(path: str):
 
 
 def _load(store, report: OpenReport) -> None:
-    """Rebuild the in-memory index and heads from index.log and the WAL."""
+    """Rebuild the in-memory index and heads from index.log and the WAL.
+
+    The cyclic garbage collector is paused meanwhile: loading creates a few
+    objects per chunk and none of them is garbage, yet every 700 allocations
+    the collector would walk them all again (it doubled the open time of a
+    100,000-chunk store).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _load_index_and_wal(store, report)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_index_and_wal(store, report: OpenReport) -> None:
     index = MemIndex(fingerprint_fn=store.options.fingerprint_fn)
     heads: dict[int, StreamHead] = {}
     signature = _signature(store.path)

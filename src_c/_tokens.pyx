@@ -64,7 +64,7 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
     cdef uint8_t c
     cdef bytes out
     cdef uint8_t *dst
-    if off == NULL or lower == NULL or mask == NULL or cs_hset_init(&s, <size_t>(r.text_len // 32)):
+    if off == NULL or lower == NULL or mask == NULL or cs_hset_init(&s, <size_t>(r.text_len // 256)):
         free(off)
         free(lower)
         free(mask)
@@ -76,11 +76,16 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
                 rc = cs_raw_meta(base, &r, NULL, &e)
             if rc == 0:
                 text = base + r.text_pos
-                for i in range(<size_t>r.text_len):
-                    c = text[i]
-                    lower[i] = c | 0x20 if 0x41 <= c <= 0x5A else c
-                memset(lower + r.text_len, 0, 8)
-                rc = cs_tf_collect(lower, <size_t>r.text_len, off, r.n, <size_t>plen, mask, &s)
+                if 1 <= plen <= 8:  # every key is one word: read the text as it is
+                    rc = cs_tf_collect(text, <size_t>r.text_len, off, r.n, <size_t>plen, 1,
+                                       mask, &s)
+                else:
+                    for i in range(<size_t>r.text_len):
+                        c = text[i]
+                        lower[i] = c | 0x20 if 0x41 <= c <= 0x5A else c
+                    memset(lower + r.text_len, 0, 8)
+                    rc = cs_tf_collect(lower, <size_t>r.text_len, off, r.n, <size_t>plen, 0,
+                                       mask, &s)
                 if rc:
                     rc = -2
         if rc == -1:

@@ -95,6 +95,7 @@ typedef struct {
     unsigned shift;  /* 64 - log2(cap) */
     size_t count;    /* distinct non-zero values */
     int have_zero;
+    uint64_t *dense; /* the distinct values in insertion order (cap / 2 room) */
 } cs_hset;
 
 CS_UNUSED static int cs_hset_init(cs_hset *s, size_t cap_hint)
@@ -103,21 +104,35 @@ CS_UNUSED static int cs_hset_init(cs_hset *s, size_t cap_hint)
     unsigned bits = 10;
     while (cap < cap_hint * 2) { cap <<= 1; bits++; }
     s->slots = (uint64_t *)calloc(cap, sizeof(uint64_t));
+    s->dense = (uint64_t *)malloc(cap / 2 * sizeof(uint64_t));
     s->cap = cap;
     s->shift = 64 - bits;
     s->count = 0;
     s->have_zero = 0;
-    return s->slots ? 0 : -1;
+    if (s->slots && s->dense)
+        return 0;
+    free(s->slots);
+    free(s->dense);
+    s->slots = s->dense = NULL;
+    return -1;
 }
 
-CS_UNUSED static void cs_hset_free(cs_hset *s) { free(s->slots); s->slots = NULL; }
+CS_UNUSED static void cs_hset_free(cs_hset *s)
+{
+    free(s->slots);
+    free(s->dense);
+    s->slots = NULL;
+    s->dense = NULL;
+}
 
 CS_UNUSED static int cs_hset_grow(cs_hset *s)
 {
     size_t ncap = s->cap * 2, mask = ncap - 1, i;
     unsigned nshift = s->shift - 1;
     uint64_t *ns = (uint64_t *)calloc(ncap, sizeof(uint64_t));
-    if (!ns) return -1;
+    uint64_t *nd = (uint64_t *)realloc(s->dense, ncap / 2 * sizeof(uint64_t));
+    if (nd) s->dense = nd;
+    if (!ns || !nd) { free(ns); return -1; }
     for (i = 0; i < s->cap; i++) {
         uint64_t v = s->slots[i];
         if (v) {
@@ -144,8 +159,8 @@ CS_UNUSED static inline int cs_hset_add(cs_hset *s, uint64_t h)
         j = (j + 1) & mask;
     }
     s->slots[j] = h;
-    s->count++;
-    if (s->count * 2 > s->cap) return cs_hset_grow(s);
+    s->dense[s->count++] = h;  /* count < cap / 2 here */
+    if (s->count * 2 >= s->cap) return cs_hset_grow(s);
     return 0;
 }
 
@@ -180,12 +195,13 @@ CS_UNUSED static inline uint64_t cs_tf_word_mask8(const uint8_t *p)
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
-/* The text is lowercased, so word bytes are 0-9, a-z, _ and >= 0x80. */
+/* Word bytes: 0-9, A-Z, a-z, _ and >= 0x80 (OR-ing 0x20 folds A-Z onto a-z
+ * and maps no other byte into a-z). */
 CS_UNUSED static inline uint32_t cs_tf_word_mask16(const uint8_t *p)
 {
     __m128i c = _mm_loadu_si128((const __m128i *)p);
     __m128i d = _mm_sub_epi8(c, _mm_set1_epi8('0'));
-    __m128i a = _mm_sub_epi8(c, _mm_set1_epi8('a'));
+    __m128i a = _mm_sub_epi8(_mm_or_si128(c, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
     __m128i isd = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
     __m128i isa = _mm_cmpeq_epi8(_mm_min_epu8(a, _mm_set1_epi8(25)), a);
     __m128i isu = _mm_cmpeq_epi8(c, _mm_set1_epi8('_'));
@@ -199,9 +215,81 @@ CS_UNUSED static inline uint32_t cs_tf_word_mask16(const uint8_t *p)
  * text_len) to the set.  `mask` has room for text_len / 64 + 2 words: bit j
  * is set when byte j is a word byte, so tokens are found 64 bytes at a time.
  * Returns 0, or -1 when out of memory. */
-CS_UNUSED static int cs_tf_collect(const uint8_t *lower, size_t text_len, const uint64_t *off, uint64_t n,
-                         size_t prefix_len, uint64_t *mask, cs_hset *set)
+/* ASCII-lowercase the 8 bytes of a word at once (A-Z only). */
+static inline uint64_t cs_tf_lower64(uint64_t w)
 {
+    uint64_t low7 = w & 0x7F7F7F7F7F7F7F7FULL;
+    uint64_t ge_a = low7 + 0x3F3F3F3F3F3F3F3FULL;  /* bit 7 set when byte >= 'A' */
+    uint64_t gt_z = low7 + 0x2525252525252525ULL;  /* bit 7 set when byte > 'Z' */
+    uint64_t upper = (ge_a & ~gt_z) & ~w & 0x8080808080808080ULL;
+    return w | (upper >> 2);
+}
+
+/* cs_tf_hash of a key of len <= 8 bytes given as its zero-extended word. */
+static inline uint64_t cs_tf_hash_word(uint64_t w, size_t len)
+{
+    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
+    if (len == 8) {
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    } else {
+        h = (h ^ w) * 0x94D049BB133111EBULL;
+    }
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The lowercased word of the `len` (1..8) bytes at p; `avail` bytes are readable there. */
+static inline uint64_t cs_tf_word_at(const uint8_t *p, size_t len, size_t avail)
+{
+    uint64_t w;
+    if (avail >= 8) {
+        w = cs_tf_rd64(p);
+    } else {
+        uint8_t tmp[8] = {0};
+        memcpy(tmp, p, avail);
+        w = cs_tf_rd64(tmp);
+    }
+    if (len < 8)
+        w &= ~0ULL >> (8 * (8 - len));
+    return cs_tf_lower64(w);
+}
+
+/* The keys of one token of the original text when every key is a single
+ * word (1 <= prefix_len <= 8): no lowercased copy of the text is needed. */
+static inline int cs_tf_add_token_words(cs_hset *set, uint64_t *seen, const uint8_t *text,
+                                        size_t s, size_t len, size_t text_len, size_t prefix_len)
+{
+    if (len <= prefix_len) {
+        uint64_t w = cs_tf_word_at(text + s, len, text_len - s);
+        size_t slot = (size_t)((w * 0x9E3779B97F4A7C15ULL) >> (64 - CS_TF_SEEN_BITS));
+        if (seen[slot] == w) return 0;
+        seen[slot] = w;
+        return cs_hset_add(set, cs_tf_hash_word(w, len));
+    }
+    if (cs_hset_add(set, cs_tf_hash_word(cs_tf_word_at(text + s, prefix_len, text_len - s),
+                                         prefix_len)))
+        return -1;
+    size_t t = s + len - prefix_len;
+    return cs_hset_add(set, cs_tf_hash_word(cs_tf_word_at(text + t, prefix_len, text_len - t),
+                                            prefix_len));
+}
+
+/* Add the keys of every token to the set.  With `words` (1 <= prefix_len
+ * <= 8) `text` is the original text and only text_len bytes are read;
+ * otherwise it is the lowercased text with 8 bytes of padding.  Line i is
+ * [off[i], off[i+1]), off[n] == text_len.  `mask` has room for
+ * text_len / 64 + 2 words: bit j is set when byte j is a word byte, so
+ * tokens are found 64 bytes at a time.  Returns 0, or -1 when out of memory. */
+CS_UNUSED static int cs_tf_collect(const uint8_t *text, size_t text_len, const uint64_t *off,
+                                   uint64_t n, size_t prefix_len, int words, uint64_t *mask,
+                                   cs_hset *set)
+{
+    const uint8_t *lower = text;
     size_t nw = (text_len + 63) / 64, b, line = 0;
     uint64_t seen[1 << CS_TF_SEEN_BITS];
     memset(seen, 0, sizeof seen);  /* 0 is no token's word */
@@ -239,11 +327,19 @@ CS_UNUSED static int cs_tf_collect(const uint8_t *lower, size_t text_len, const 
             while (line < n && off[line + 1] <= s) line++;
             while (line < n && off[line + 1] < e) {
                 size_t cut = (size_t)off[line + 1];
-                if (cut > s && cs_tf_add_token(set, seen, lower + s, cut - s, prefix_len)) return -1;
-                if (cut > s) s = cut;
+                if (cut > s) {
+                    if (words ? cs_tf_add_token_words(set, seen, text, s, cut - s, text_len,
+                                                      prefix_len)
+                              : cs_tf_add_token(set, seen, lower + s, cut - s, prefix_len))
+                        return -1;
+                    s = cut;
+                }
                 line++;
             }
-            if (e > s && cs_tf_add_token(set, seen, lower + s, e - s, prefix_len)) return -1;
+            if (e > s && (words ? cs_tf_add_token_words(set, seen, text, s, e - s, text_len,
+                                                        prefix_len)
+                                : cs_tf_add_token(set, seen, lower + s, e - s, prefix_len)))
+                return -1;
         }
     }
     return 0;
@@ -288,8 +384,8 @@ CS_UNUSED static void cs_tf_write(const cs_hset *s, uint8_t *out, size_t size)
     size_t i;
     memset(out, 0, size);
     out[0] = k;
-    for (i = 0; i < s->cap; i++)
-        if (s->slots[i]) cs_tf_set(out + 1, m, k, s->slots[i]);
+    for (i = 0; i < s->count; i++)
+        cs_tf_set(out + 1, m, k, s->dense[i]);
     if (s->have_zero) cs_tf_set(out + 1, m, k, 0);
 }
 
