@@ -16,6 +16,13 @@ start) / step > 11000``, so a query may have 11,001 points;
 Result order is Loki's: series sorted by labels (as ``sorted(labels.items())``),
 except that an instant query containing ``sort`` or ``sort_desc`` keeps the
 order those produce.  Label dicts are in name order.
+
+The first argument is a store, or any
+:class:`~chunkstore.logql.evaluator.SampleSource`: the evaluator reads
+entries only through one (a store is wrapped in
+:class:`~chunkstore.logql.evaluator_store.StoreSamples`), which is how
+``chunkstore.testing.ReferenceStore`` answers metric queries from its own
+lists with the same code.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from chunkstore.logql import ast
 from chunkstore.logql import parse as parse_logql
 from chunkstore.logql.evaluator import (
     EvalContext,
+    SampleSource,
     Scalar,
     StepGrid,
     evaluate,
@@ -95,15 +103,21 @@ def _check_series(n: int, max_series: int | None) -> None:
 
 def _run(store, expr, grid: StepGrid):
     stats = QueryStats()
+    if isinstance(store, SampleSource):
+        source = store
+    else:
+        from chunkstore.logql.evaluator_store import StoreSamples
+
+        source = StoreSamples(store)
     store.last_query_stats = stats
     t0 = _time.perf_counter()
     # The store's query_timeout bounds metric queries as it bounds log queries.
-    timeout = getattr(getattr(store, "options", None), "query_timeout", 0) or 0
+    timeout = source.timeout
     if timeout and hasattr(stats, "deadline"):
         stats.deadline = t0 + timeout
         stats._timeout = timeout
     try:
-        return evaluate(expr, EvalContext(store, grid, stats))
+        return evaluate(expr, EvalContext(source, grid, stats))
     finally:
         stats.seconds = _time.perf_counter() - t0
 
@@ -111,6 +125,9 @@ def _run(store, expr, grid: StepGrid):
 def query_range(store, logql: str, start, end, step, *,
                 max_series: int | None = MAX_QUERY_SERIES) -> list[Series]:
     """Evaluate a metric query at ``start, start+step, ... <= end``; ``list[Series]``.
+
+    ``store``: a store or a :class:`SampleSource`; ``store.last_query_stats``
+    is set to the query's :class:`~chunkstore.results.QueryStats`.
 
     A series has a point only at the steps where it has a value (an empty
     window is a gap).  A scalar query (``1 + 1``) gives one series with no

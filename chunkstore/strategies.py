@@ -723,8 +723,9 @@ def queries(*, kind: str | None = None, selector: SearchStrategy[str] | None = N
     ``selectors(labels=...)``) used for every selector of the query, so it
     selects the streams you care about.  Shrinks towards a bare selector
     (``{app="0"}``) for log queries and ``count_over_time({app="0"}[1ms])``
-    for metric queries.  Metric queries are slow to generate (tens of ms
-    each): keep ``max_examples`` modest or suppress ``HealthCheck.too_slow``.
+    for metric queries.  A metric query takes a few milliseconds to draw
+    (a log query about as long), more than most strategies: suppress
+    ``HealthCheck.too_slow`` in tests that draw many.
     """
     func = "queries"
     if kind not in (None, "log", "metric"):

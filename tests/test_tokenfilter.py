@@ -246,3 +246,23 @@ def test_skip_gate_closes_when_filters_do_not_pay():
         assert selective.may_match(f_not if i % 2 else f_has) == (i % 2 == 0)
     assert selective.active
     assert tokenfilter.SkipGate(()).active is False
+
+
+@pytest.mark.parametrize("query", [
+    'count_over_time({app="api"} |= "request_id=r001234-" [1h])',           # the fast path
+    'sum(count_over_time({app="api"} |= "request_id=r001234-" | logfmt [1h]))',  # general path
+])
+def test_metric_queries_skip_blocks_with_the_same_answer(tmp_path, query):
+    path = tmp_path / "s"
+    with chunkstore.open(path, block_size=1024, maintenance_interval=0) as s:
+        for i in range(3000):
+            s.append({"app": "api"}, f"GET /x request_id=r{i:06d}-{i % 7} ok",
+                     ts=i * 1_000_000)
+    answers = {}
+    for flag in (True, False):
+        with chunkstore.open(path, token_filters=flag, maintenance_interval=0) as s:
+            res = s.query_instant(query, 3_600_000_000_000)
+            answers[flag] = sorted((tuple(sorted(r.labels.items())), r.value) for r in res)
+            if flag:
+                assert s.last_query_stats.blocks_filtered > 50, s.last_query_stats
+    assert answers[True] == answers[False] and answers[True]

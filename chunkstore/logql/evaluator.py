@@ -9,12 +9,20 @@ series has a point.  Rows are sparse because series often are: structured
 metadata such as a trace id makes one series per request, with a point in a
 handful of steps; every operation costs time in proportion to points, not to
 series times steps.
-Range aggregations fill whole rows at once from the samples of the store
-(``evaluator_range``; counting queries over plain selectors come straight
-from the compressed blocks, ``evaluator_fast``); vector aggregations and
-binary operators (``evaluator_vector``, ``evaluator_binary``) combine rows
-step by step.  The grid is ``start, start+step, ... <= end``; an instant
-query is a grid of one step.
+Range aggregations fill whole rows at once from the entries a
+:class:`SampleSource` hands them (``evaluator_range``); vector aggregations
+and binary operators (``evaluator_vector``, ``evaluator_binary``) combine
+rows step by step.  The grid is ``start, start+step, ... <= end``; an
+instant query is a grid of one step.
+
+The evaluator never reads a store: a :class:`SampleSource` gives it, for a
+:class:`LogSelection` (selector, pipeline, time span), each selected
+stream's entries after the log pipeline.  The real store's source
+(``evaluator_store.StoreSamples``) reads blocks through the querier and
+can count plain counting queries straight from the compressed blocks
+(``evaluator_fast``); the test model ``chunkstore.testing.ReferenceStore``
+has its own over plain lists, so both answer metric queries with the same
+code above the source.
 
 Dict order carries meaning in one place only: Loki keeps the order of an
 instant result when the query contains ``sort``/``sort_desc`` and sorts
@@ -24,6 +32,7 @@ keep their input order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from chunkstore.errors import QueryError
@@ -34,6 +43,8 @@ __all__ = [
     "by_step",
     "Scalar",
     "StepGrid",
+    "LogSelection",
+    "SampleSource",
     "EvalContext",
     "evaluate",
     "fold_constants",
@@ -85,11 +96,79 @@ class StepGrid:
         return self.step <= 0
 
 
+@dataclass(frozen=True)
+class LogSelection:
+    """What one range aggregation reads: selected streams, their pipeline, a time span.
+
+    ``selector`` is the log range's selector and ``matchers`` the same as
+    :class:`~chunkstore.labels.Matcher` objects.  ``stages`` are its pipeline
+    stages as syntax (``line_format`` already elided where Loki's optimiser
+    drops it); ``clauses`` and ``rest`` are the same pipeline split by
+    ``logql_plan.compile_stages`` into literal clauses a block scanner can
+    apply and the stage objects left to run in Python (a source without a
+    scanner may ignore both and run ``stages`` whole).  ``extra`` are stage
+    objects the evaluator adds after the pipeline: the unwrap stage, which
+    replaces the line by the unwrapped value, and the label filters written
+    after it.  ``start`` (inclusive) and ``end`` (exclusive) are int ns.
+    """
+
+    selector: ast.Selector
+    matchers: tuple
+    stages: tuple
+    clauses: tuple
+    rest: tuple
+    extra: tuple
+    start: int
+    end: int
+
+
+class SampleSource:
+    """Where a metric query's entries come from: a store, the test model, your own data.
+
+    Subclasses implement :meth:`select`; :meth:`count_windows` is an
+    optional shortcut.  ``timeout`` (seconds, 0 = none) bounds each query
+    evaluated from the source.
+    """
+
+    timeout: float = 0.0
+
+    def select(self, selection: LogSelection, stats: QueryStats
+               ) -> Iterable[tuple[Mapping[str, str], Iterator[tuple]]]:
+        """Per stream the selector picks: ``(stream labels, entries)``.
+
+        ``entries`` yields, in time order, ``(ts, line, labels)`` for each
+        entry of the stream with ``selection.start <= ts < selection.end``
+        that passes the pipeline (``selection.stages`` then
+        ``selection.extra``), leaving out entries a log query would not
+        return (deleted, past retention).  ``line`` is
+        the line after the pipeline (the value, after an unwrap stage) and
+        ``labels`` the labels the pipeline built (stream labels, structured
+        metadata, parsed labels), or None when they are the stream's labels
+        alone (no stage ran and the entry has no metadata).  Streams may be
+        given in any order; ``stats`` may be updated as the entries are read.
+        """
+        raise NotImplementedError
+
+    def count_windows(self, selection: LogSelection, grid: StepGrid, range_ns: int,
+                      offset_ns: int, stats: QueryStats) -> dict | None:
+        """Optional: per series, ``{step: (matching lines, their bytes)}`` of each non-empty window.
+
+        Called only for a line-counting range aggregation (``count_over_time``,
+        ``rate``, ``bytes_*``, ``absent_over_time``) without grouping and
+        without ``extra`` stages; series keys are as :func:`labels_key`
+        gives them for the labels :meth:`select` would give.  Window ``i``
+        holds the entries with ``t_i - range - offset < ts <= t_i - offset``.
+        Return None (the default) to have the evaluator count the entries
+        :meth:`select` gives.
+        """
+        return None
+
+
 @dataclass
 class EvalContext:
-    """What every node evaluation needs: the store, the grid, the statistics."""
+    """What every node evaluation needs: where entries come from, the grid, the statistics."""
 
-    store: object
+    source: SampleSource
     grid: StepGrid
     stats: QueryStats = field(default_factory=QueryStats)
 

@@ -1,8 +1,9 @@
 """The counting fast path: ``count_over_time``/``rate``/``bytes_*`` straight from blocks.
 
-It applies when a range aggregation has no unwrap and its pipeline is
-nothing but literal line filters the scanner absorbs (``plan.pipeline is
-None``): then each series is a stream (plus, for entries carrying
+The store's sample source (``evaluator_store.StoreSamples.count_windows``)
+takes it when a range aggregation has no unwrap and no grouping and its
+pipeline is nothing but literal line filters the scanner absorbs (no
+stage left to run in Python): then each series is a stream (plus, for entries carrying
 structured metadata, that metadata) and only the number of matching lines
 and their bytes per window matter.  The Cython ``count_raw`` kernel adds
 each matching entry of a decompressed block into per-bucket counters
@@ -32,6 +33,7 @@ from itertools import accumulate
 
 from chunkstore import _kernels
 from chunkstore.errors import CorruptionError
+from chunkstore.tokenfilter import SkipGate, requirements, resolve
 from chunkstore.logql.evaluator import labels_key
 from chunkstore.querier import snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
@@ -99,21 +101,31 @@ def _decompress(stored, stats, path=None, base=0) -> bytes:
         raise exc.with_location(path, base) from None
 
 
-def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, stats):
-    """``(min_ts, max_ts, raw block)`` of the blocks of a stream that may hold ``[lo, hi)``."""
+def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, stats,
+                gate=None):
+    """``(min_ts, max_ts, raw block)`` of the blocks of a stream that may hold ``[lo, hi)``.
+
+    ``gate`` (a ``tokenfilter.SkipGate``) drops blocks whose token filter
+    shows no line can match: they would count nothing.
+    """
     for ref in chunks:
         try:
             meta = store.chunk_meta(ref)
             reader = store.segment_reader(ref.segment)
+            filters = (reader.read_filters(meta) if gate is not None and gate.active
+                       and meta.version >= 2 else None)
         except FileNotFoundError:
             index_chunks = getattr(store.index, "chunks", None)
             if index_chunks is not None and ref.chunk_id not in index_chunks:
                 continue  # dropped by retention or compaction after the snapshot
             raise
         stats.chunks += 1
-        for bm in meta.blocks:
+        for i, bm in enumerate(meta.blocks):
             if bm.max_ts < lo or bm.min_ts >= hi or not windows.touches(bm.min_ts, bm.max_ts):
                 stats.blocks_skipped += 1
+                continue
+            if filters is not None and not gate.may_match(filters[i]):
+                stats.blocks_filtered += 1
                 continue
             stored = reader.read_block(ref.offset, bm)
             stats.bytes_decompressed += bm.raw_len
@@ -126,6 +138,9 @@ def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, s
     for b in cut:
         if b.max_ts < lo or b.min_ts >= hi or not windows.touches(b.min_ts, b.max_ts):
             stats.blocks_skipped += 1
+            continue
+        if gate is not None and not gate.may_match(resolve(b.token_filter, wait=False)):
+            stats.blocks_filtered += 1
             continue
         stats.bytes_decompressed += b.raw_len
         stats.lines_scanned += b.n_entries
@@ -157,7 +172,7 @@ def _add(out: dict, key, windows: dict) -> None:
         prev[i] = (pc + c, pb + b)
 
 
-def count_windows(ctx, matchers, flt, range_ns: int, offset_ns: int):
+def count_windows(store, grid, stats, matchers, flt, range_ns: int, offset_ns: int):
     """Per series, the matching line count and byte sum of every non-empty window, or None.
 
     Returns ``{label key: {step: (count, bytes)}}``; series are streams, or
@@ -166,15 +181,9 @@ def count_windows(ctx, matchers, flt, range_ns: int, offset_ns: int):
     ``_extracted``).  None means "use the general path" (only when the
     bucket origin falls outside int64).
     """
-    from chunkstore.logql.evaluator_range import (
-        metadata_labels_fn,
-        sample_windows,
-        step_span,
-        unpack_snapshot,
-    )
+    from chunkstore.logql.evaluator_range import metadata_labels_fn, sample_windows, step_span
+    from chunkstore.logql.evaluator_store import unpack_snapshot
 
-    grid = ctx.grid
-    stats = ctx.stats
     steps = grid.steps
     n = len(steps)
     step = grid.step if n > 1 else 0
@@ -194,9 +203,12 @@ def count_windows(ctx, matchers, flt, range_ns: int, offset_ns: int):
     count_raw = _kernels.scan.count_raw
     scan_raw = _kernels.scan.scan_raw
     out: dict = {}
-    snaps = snapshot_streams(ctx.store, matchers, lo, hi)
+    snaps = snapshot_streams(store, matchers, lo, hi)
     stats.streams += len(snaps)
     stats.fast_path = True
+    reqs = requirements(flt.clauses)
+    opts = getattr(store, "options", None)
+    gate = SkipGate(reqs) if reqs and getattr(opts, "token_filters", False) else None
     zero = bytes(8 * (n if per_window else nb))
     for snap in snaps:
         _sid, labels, chunks, head_snap, start, tombs = unpack_snapshot(snap, lo)
@@ -208,8 +220,8 @@ def count_windows(ctx, matchers, flt, range_ns: int, offset_ns: int):
         plain: list = []  # (ts, line length) of entries counted in Python
         with_meta: list = []  # (ts, line length, metadata) of entries carrying metadata
         counted = 0
-        for bmin, bmax, raw in _raw_blocks(ctx.store, chunks, head_snap, start, hi, windows,
-                                           stats):
+        for bmin, bmax, raw in _raw_blocks(store, chunks, head_snap, start, hi, windows,
+                                           stats, gate):
             deleting = [t for t in tombs if t.start <= bmax and t.end > bmin]
             if not deleting and not has_metadata(raw):
                 if not per_window:

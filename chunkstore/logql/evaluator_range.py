@@ -14,8 +14,9 @@ Samples come from Loki's two extractors:
 * line ops (``count_over_time``, ``rate``, ``bytes_over_time``,
   ``bytes_rate``, ``absent_over_time``): one sample per line that passes
   the pipeline, valued 1 or its length in bytes (after ``line_format``);
-  these are counted per window, through the scanner alone when the pipeline
-  is only literal line filters (``evaluator_fast``);
+  these are counted per window (by the source alone when it can:
+  ``SampleSource.count_windows``, for the store ``evaluator_fast`` when the
+  pipeline is only literal line filters);
 * unwrap ops: the pipeline runs, then the unwrapped label's value is
   converted (``ParseFloat``, ``bytes()`` or ``duration()``/
   ``duration_seconds()`` in seconds).  A line without the label, or with
@@ -32,6 +33,9 @@ style filter removed those samples.
 
 Like Loki's optimiser, a ``line_format`` that no later parser or line
 filter reads is dropped from every range aggregation except ``bytes_*``.
+
+Entries come from ``ctx.source`` (a :class:`~chunkstore.logql.evaluator.SampleSource`)
+after the log pipeline; this module never reads a store itself.
 """
 
 from __future__ import annotations
@@ -42,14 +46,12 @@ from array import array
 from bisect import bisect_right
 from itertools import accumulate
 
-from chunkstore import _kernels
 from chunkstore.errors import QueryError
 from chunkstore.logql import ast
-from chunkstore.logql.evaluator import ERROR_LABEL, EvalContext
+from chunkstore.logql.evaluator import ERROR_LABEL, EvalContext, LogSelection
 from chunkstore.logql.pipeline import Pipeline
 from chunkstore.logql.units import GoParseError, parse_bytes, parse_go_duration_ns, parse_go_float
 from chunkstore.logql_plan import compile_stages, label_filter_stage, to_matchers
-from chunkstore.querier import snapshot_streams, stream_source
 from chunkstore.timeutil import I64_MAX, I64_MIN
 
 __all__ = [
@@ -61,8 +63,8 @@ __all__ = [
     "RANGE_FUNCTIONS",
     "rate_counter",
     "pipeline_error",
-    "unpack_snapshot",
-    "without_deleted",
+    "decode_metadata",
+    "UnwrapStage",
 ]
 
 LINE_OPS = frozenset({"count_over_time", "rate", "bytes_over_time", "bytes_rate",
@@ -153,7 +155,8 @@ def _grouped_key_fn(grouping: ast.Grouping | None):
     return key_of
 
 
-def _decode_metadata(meta):
+def decode_metadata(meta):
+    """Structured metadata pairs as ``str`` (block readers may give ``bytes``)."""
     return [(k.decode("utf-8", "replace") if isinstance(k, bytes) else k,
              v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in meta]
 
@@ -167,7 +170,7 @@ def metadata_labels_fn(stream_labels):
     key_of = _grouped_key_fn(None)
 
     def labels_of(meta):
-        return key_of(sp.process(0, b"", _decode_metadata(meta))[1])
+        return key_of(sp.process(0, b"", decode_metadata(meta))[1])
     return labels_of
 
 
@@ -188,53 +191,35 @@ _CONVERSIONS = {
 
 
 class UnwrapStage:
-    """``| unwrap [conv(]label[)]`` as a pipeline stage; the value is left in :attr:`value`.
+    """``| unwrap [conv(]label[)]`` as a pipeline stage: the line becomes the value (a float).
 
     Drops lines without the label (or with an empty value); on a conversion
     error sets ``SampleExtractionErr`` and keeps the line with value 0.
+    Only label filters may follow it (they pass the "line" through), so the
+    value leaves the pipeline in the line's place and the stage keeps no
+    state between entries.
     """
 
-    __slots__ = ("label", "convert", "value")
+    __slots__ = ("label", "convert")
 
     def __init__(self, unwrap: ast.Unwrap):
         self.label = unwrap.label
         self.convert = _CONVERSIONS[unwrap.conversion]
-        self.value = 0.0
 
     def process(self, ts, line, lb):
         text = lb.get(self.label)
         if not text:
             return line, False
         try:
-            self.value = self.convert(text)
+            value = self.convert(text)
         except (GoParseError, ValueError, OverflowError) as exc:
-            self.value = 0.0
+            value = 0.0
             lb.set_error(ERR_SAMPLE_EXTRACTION, str(exc))
-        return line, True
+        return value, True
 
 
 # ---------------------------------------------------------------------------
 # reading samples
-
-
-def unpack_snapshot(snap, lo: int):
-    """``(sid, labels, chunks, head, start, tombstones)`` of one ``snapshot_streams`` item.
-
-    ``start`` is where the stream's visible data begins (``lo``, or later when
-    retention has cut the stream), ``tombstones`` the delete requests that
-    apply to it.
-    """
-    sid, labels, chunks, head = snap[:4]
-    start = max(lo, snap[4]) if len(snap) > 4 else lo
-    tombs = snap[5] if len(snap) > 5 else ()
-    return sid, labels, chunks, head, start, tombs
-
-
-def without_deleted(entries, tombs, labels):
-    """Drop the entries a delete request covers."""
-    for ts, line, meta in entries:
-        if not any(t.covers(ts, line, meta, labels) for t in tombs):
-            yield ts, line, meta
 
 
 class _Series:
@@ -265,41 +250,19 @@ class _Series:
         self.ordered = True
 
 
-def _collect(ctx: EvalContext, matchers, flt, pipeline, key_of, lo: int, hi: int,
-             value_of, typecode: str) -> dict:
-    """Samples of every series in ``[lo, hi)``: ``{key: _Series}``.
+def _collect(ctx: EvalContext, selection: LogSelection, key_of, value_of,
+             typecode: str) -> dict:
+    """Samples of every series in the selection: ``{key: _Series}``.
 
-    ``value_of(line)`` gives a line's sample value; with ``pipeline`` None
-    and no metadata an entry's series is its stream.
+    ``value_of(line)`` gives a sample's value from the line the pipeline
+    left (after an unwrap stage, the value itself).
     """
-    stats = ctx.stats
-    store = ctx.store
     series: dict = {}
-    snaps = snapshot_streams(store, matchers, lo, hi)
-    stats.streams += len(snaps)
-    empty = Pipeline(())
-    for snap in snaps:
-        _sid, labels, chunks, head_snap, start, tombs = unpack_snapshot(snap, lo)
-        if start >= hi:
-            continue
-        sp = pipeline.for_stream(labels) if pipeline is not None else None
-        plain = None
+    for labels, entries in ctx.source.select(selection, ctx.stats):
         stream_key = None
-        entries = stream_source(store, chunks, head_snap, flt, start, hi, True, stats)
-        if tombs:
-            entries = without_deleted(entries, tombs, labels)
-        for ts, line, meta in entries:
-            stats.lines_matched += 1
-            if sp is not None:
-                res = sp.process(ts, line, _decode_metadata(meta) if meta else None)
-                if res is None:
-                    continue
-                line, lbls = res
+        for ts, line, lbls in entries:
+            if lbls is not None:
                 key = key_of(lbls)
-            elif meta:
-                if plain is None:
-                    plain = empty.for_stream(labels)
-                key = key_of(plain.process(ts, line, _decode_metadata(meta))[1])
             else:
                 if stream_key is None:
                     stream_key = key_of(dict(labels))
@@ -552,34 +515,30 @@ def eval_range_aggregation(node: ast.RangeAggregation, ctx: EvalContext) -> dict
     hi = min(I64_MAX, steps[-1] - offset_ns + 1)
     stages = elide_line_format(op, lr.stages)
     clauses, python_stages = compile_stages(stages)
-    flt = _kernels.scan.Filter(clauses)
-    matchers = to_matchers(lr.selector)
+    extra: tuple = ()
+    if lr.unwrap is not None:
+        extra = (UnwrapStage(lr.unwrap),
+                 *(label_filter_stage(f) for f in lr.unwrap.post_filters))
+    selection = LogSelection(lr.selector, tuple(to_matchers(lr.selector)), stages,
+                             tuple(clauses), tuple(python_stages), extra, lo, hi)
     if lr.unwrap is None:
         if op not in LINE_OPS:
             raise QueryError(f"invalid aggregation {op} without unwrap")
         windows = None
-        if not python_stages and node.grouping is None:
-            from chunkstore.logql.evaluator_fast import count_windows
-
-            windows = count_windows(ctx, matchers, flt, range_ns, offset_ns)
+        if node.grouping is None:
+            windows = ctx.source.count_windows(selection, grid, range_ns, offset_ns, ctx.stats)
         if windows is None:
-            pipeline = Pipeline(python_stages) if python_stages else None
             value_of = len if op in ("bytes_over_time", "bytes_rate") else (lambda line: 0)
-            series = _collect(ctx, matchers, flt, pipeline, _grouped_key_fn(node.grouping),
-                              lo, hi, value_of, "q")
+            series = _collect(ctx, selection, _grouped_key_fn(node.grouping), value_of, "q")
             windows = {key: sample_windows(s.ts, s.values, grid, range_ns, offset_ns)
                        for key, s in series.items()}
         rows = _count_rows(op, windows, range_ns)
     else:
-        unwrap = UnwrapStage(lr.unwrap)
-        stages_py = list(python_stages) + [unwrap]
-        stages_py += [label_filter_stage(f) for f in lr.unwrap.post_filters]
         grouping = node.grouping
         if grouping is None or grouping.without:
             names = tuple(grouping.labels) if grouping is not None else ()
             grouping = ast.Grouping(names + (lr.unwrap.label,), without=True)
-        series = _collect(ctx, matchers, flt, Pipeline(stages_py), _grouped_key_fn(grouping),
-                          lo, hi, lambda line: unwrap.value, "d")
+        series = _collect(ctx, selection, _grouped_key_fn(grouping), float, "d")
         rows = _unwrap_rows(op, node.param, series, grid, range_ns, offset_ns)
     for key in rows:
         if any(p[0] == ERROR_LABEL for p in key):
