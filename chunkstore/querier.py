@@ -25,7 +25,7 @@ from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
 from chunkstore.deletion import applicable
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
-from chunkstore.tokenfilter import SkipGate, resolve
+from chunkstore.tokenfilter import SkipGate, chunk_filters, resolve
 
 __all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
            "time_range", "snapshot_streams"]
@@ -151,8 +151,7 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
     try:
         meta = store.chunk_meta(ref)
         reader = store.segment_reader(ref.segment)
-        filters = (reader.read_filters(meta) if gate is not None and gate.active
-                   and meta.version >= 2 else None)
+        filters = chunk_filters(reader, meta, gate)
     except FileNotFoundError:
         if ref.chunk_id not in store.index.chunks:
             return iter(())  # dropped by retention/compaction after our snapshot

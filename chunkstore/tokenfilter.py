@@ -26,6 +26,7 @@ token, so it gives no key and such a needle skips nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from chunkstore._kernels import tokens as _tokens
 
 __all__ = ["BITS_PER_KEY", "PREFIX_LEN", "block_filter", "needle_keys", "requirements",
-           "block_may_match", "SkipGate", "FilterBuilder", "resolve"]
+           "block_may_match", "SkipGate", "FilterBuilder", "resolve", "chunk_filters"]
 
 #: Bloom filter bits per distinct key: about 0.8% false positives (k = 7).
 BITS_PER_KEY = 10
@@ -199,3 +200,22 @@ def resolve(token_filter, wait: bool = True) -> bytes:
         except Exception:  # noqa: BLE001 - a missing filter only costs a scan
             return b""
     return token_filter
+
+
+def chunk_filters(reader, meta, gate: SkipGate | None):
+    """The filters of a chunk's blocks for ``gate``, or None to scan every block.
+
+    Filters are an optimisation: a damaged filter section (reported by
+    ``verify()``) must not make undamaged blocks unreadable, so it is logged
+    and the chunk is scanned in full.
+    """
+    if gate is None or not gate.active or meta.version < 2:
+        return None
+    from chunkstore.errors import CorruptionError
+
+    try:
+        return reader.read_filters(meta)
+    except CorruptionError as exc:
+        logging.getLogger("chunkstore.tokenfilter").warning(
+            "token filters unusable, scanning the chunk: %s", exc)
+        return None

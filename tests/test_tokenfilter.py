@@ -266,3 +266,27 @@ def test_metric_queries_skip_blocks_with_the_same_answer(tmp_path, query):
             if flag:
                 assert s.last_query_stats.blocks_filtered > 50, s.last_query_stats
     assert answers[True] == answers[False] and answers[True]
+
+
+def test_a_damaged_filter_section_is_reported_but_never_hides_data(tmp_path):
+    path = tmp_path / "s"
+    with chunkstore.open(path, block_size=1024, maintenance_interval=0) as s:
+        for i in range(2000):
+            s.append({"app": "api"}, f"GET /x request_id=r{i:06d}-{i % 7} ok", ts=i)
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        ref = next(iter(s.index.chunks.values()))
+        meta = s.chunk_meta(ref)
+        at = meta.offset + meta.filters_offset + 3  # inside the first block's filter
+        seg = path / ref.segment
+    data = bytearray(seg.read_bytes())
+    data[at] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        q = '{app="api"} |= "request_id=r000004-"'
+        assert [e.ts for e in s.query(q)] == [4]
+        counts = s.query_instant('count_over_time({app="api"} |= "request_id=r000004-" [1h])',
+                                 3_600_000_000_000)
+        assert [r.value for r in counts] == [1]
+        problems = s.verify().problems
+        assert any("token filters" in str(p) and p.offset == meta.offset + meta.filters_offset
+                   for p in problems), problems

@@ -33,7 +33,7 @@ from itertools import accumulate
 
 from chunkstore import _kernels
 from chunkstore.errors import CorruptionError
-from chunkstore.tokenfilter import SkipGate, requirements, resolve
+from chunkstore.tokenfilter import SkipGate, chunk_filters, requirements, resolve
 from chunkstore.logql.evaluator import labels_key
 from chunkstore.querier import snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
@@ -112,8 +112,7 @@ def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, s
         try:
             meta = store.chunk_meta(ref)
             reader = store.segment_reader(ref.segment)
-            filters = (reader.read_filters(meta) if gate is not None and gate.active
-                       and meta.version >= 2 else None)
+            filters = chunk_filters(reader, meta, gate)
         except FileNotFoundError:
             index_chunks = getattr(store.index, "chunks", None)
             if index_chunks is not None and ref.chunk_id not in index_chunks:
