@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from typing_extensions import Buffer
 
-__all__ = ["Filter", "scan_raw", "scan_block", "count_raw"]
+__all__ = ["Filter", "scan_raw", "scan_block", "scan_block_at", "count_raw"]
 
 Metadata = tuple[tuple[bytes, bytes], ...]
 Clause = tuple[Sequence[bytes], bool, bool]
@@ -42,6 +42,20 @@ def scan_block(
 #: True when lz4 blocks are decompressed into a reused per-thread buffer
 #: (python-lz4's LZ4_decompress_safe, found at import); the twin has False.
 FAST_LZ4: bool
+
+def scan_block_at(
+    fd: int,
+    offset: int,
+    stored_len: int,
+    codec: int,
+    raw_len: int,
+    flt: Filter,
+    start_ts: int,
+    end_ts: int,
+    limit: int = -1,
+    reverse: bool = False,
+) -> list[tuple[int, bytes, Metadata | None]] | None:
+    """Read, check and scan one lz4 block of a file without the GIL; None: use the checked path."""
 
 def count_raw(
     raw: Buffer,

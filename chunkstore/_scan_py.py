@@ -19,7 +19,7 @@ from typing import Any
 
 from chunkstore._block_py import MAX_RAW_LEN, _as_bytes, _RawColumns, decompress_block
 
-__all__ = ["Filter", "scan_raw", "scan_block", "count_raw"]
+__all__ = ["Filter", "scan_raw", "scan_block", "scan_block_at", "count_raw"]
 
 #: The compiled scanner decompresses lz4 into a reused per-thread buffer when
 #: this is True there; the twin always allocates (same results either way).
@@ -232,3 +232,14 @@ def count_raw(
             bview[k] += cols.line_starts[i + 1] - cols.line_starts[i]
             counted += 1
     return counted
+
+
+def scan_block_at(fd, offset, stored_len, codec, raw_len, flt, start_ts, end_ts, limit=-1,
+                  reverse=False):
+    """The compiled scanner's read-and-scan shortcut; the twin has none (``FAST_LZ4`` is False).
+
+    Always None: the caller then reads the block and calls :func:`scan_block`.
+    """
+    if not isinstance(flt, Filter):
+        raise TypeError(f"flt must be a Filter of this module, got {type(flt).__name__}")
+    return None

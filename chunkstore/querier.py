@@ -158,6 +158,7 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
         raise
     stats.chunks += 1
     blocks = []
+    fast_at = getattr(_kernels.scan, "scan_block_at", None) if _kernels.scan.FAST_LZ4 else None
     for i, bm in enumerate(meta.blocks):
         if bm.max_ts < start or bm.min_ts >= end:
             continue
@@ -166,9 +167,18 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
             continue
 
         def open_block(bm=bm):
-            stored = reader.read_block(ref.offset, bm)
             stats.bytes_decompressed += bm.raw_len
             stats.lines_scanned += bm.n_entries
+            if fast_at is not None:
+                # read + check + decompress + scan in C without the GIL
+                stats.check_deadline()
+                got = fast_at(reader._fileno(), ref.offset + bm.offset, bm.stored_len,
+                              bm.codec, bm.raw_len, flt, start, end, -1, not forward)
+                if got is not None:
+                    stats.blocks_read += 1
+                    stats.bytes_read += bm.stored_len
+                    return got
+            stored = reader.read_block(ref.offset, bm)  # the checked path: precise errors
             return _scan_stored(stored, flt, start, end, forward, stats, reader.path,
                                 ref.offset + bm.offset)
 

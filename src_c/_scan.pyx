@@ -43,6 +43,9 @@ cdef extern from "cs_lz4tls.h" nogil:
     int cs_lz4tls_init(const char *lib_path)
     uint8_t *cs_tls_acquire(size_t n, int *owned)
     void cs_tls_release(uint8_t *p, int owned)
+    uint8_t *cs_tls_acquire_slot(int slot, size_t n, int *owned)
+    void cs_tls_release_slot(int slot, uint8_t *p, int owned)
+    int cs_pread_all(int fd, uint8_t *dst, size_t n, int64_t off)
 
 
 cdef extern from "cs_search.h" nogil:
@@ -71,7 +74,7 @@ cdef extern from "cs_search.h" nogil:
                            size_t a, size_t b, uint8_t *alive, uint8_t *hit)
 
 
-__all__ = ["Filter", "scan_raw", "scan_block", "count_raw"]
+__all__ = ["Filter", "scan_raw", "scan_block", "scan_block_at", "count_raw"]
 
 cs_search_init(2)
 cs_crc_init()
@@ -85,9 +88,13 @@ def _lz4_library():
         return None
 
 
-_lib = _lz4_library()
+cdef bint _init_fast_lz4():
+    cdef bytes lib = _lz4_library()
+    return cs_lz4tls_init(<const char *>lib if lib is not None else NULL) != 0
+
+
 #: True when lz4 blocks are decompressed into a per-thread buffer (see cs_lz4tls.h).
-FAST_LZ4 = bool(cs_lz4tls_init(<const char *>_lib if _lib is not None else NULL))
+FAST_LZ4 = bool(_init_fast_lz4())
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -518,3 +525,63 @@ def count_raw(raw, flt, start_ts, end_ts, origin, width, counts, byte_sums):
     finally:
         free(s.mem)
     return counted
+
+
+def scan_block_at(fd, offset, stored_len, codec, raw_len, flt, start_ts, end_ts, limit=-1,
+                  reverse=False):
+    """``scan_block`` of the stored block at ``offset`` of file ``fd``, read without the GIL.
+
+    For the query hot path (``FAST_LZ4``): read, header check against
+    ``codec``/``raw_len`` (from the chunk index), crc, decompression and scan
+    all run in C without the GIL, in buffers reused per thread.  Returns
+    None whenever anything is off (a short read, a header that disagrees, a
+    bad crc, another codec, no fast decompressor): the caller then takes the
+    checked path, which raises the precise error.
+    """
+    cdef Filter f = _check_filter(flt)
+    if not FAST_LZ4:
+        return None
+    cdef int c_fd = operator.index(fd)
+    cdef int64_t at = operator.index(offset)
+    cdef size_t size = operator.index(stored_len)
+    cdef uint32_t want_raw = operator.index(raw_len)
+    cdef int want_codec = operator.index(codec)
+    if (want_codec != 1 and want_codec != 2) or size < 13 or size > 0x7FFFFFFF or at < 0 \
+            or want_raw > MAX_RAW_LEN:
+        return None
+    start_ts = operator.index(start_ts)
+    end_ts = operator.index(end_ts)
+    limit = operator.index(limit)
+    cdef int64_t clo = 0, chi = 0
+    cdef bint empty = _bounds(start_ts, end_ts, &clo, &chi)
+    cdef int sowned = 0, rowned = 0, got = -1, rc = -1
+    cdef uint8_t *sbuf = cs_tls_acquire_slot(1, size, &sowned)
+    cdef uint8_t *buf = NULL
+    cdef scan_state s
+    cdef cs_err e
+    cdef bint sound = False
+    if sbuf == NULL:
+        raise MemoryError()
+    try:
+        buf = cs_tls_acquire_slot(0, <size_t>want_raw + 8, &rowned)
+        if buf == NULL:
+            raise MemoryError()
+        with nogil:
+            if (cs_pread_all(c_fd, sbuf, size, at) == 0 and sbuf[0] == want_codec
+                    and _get_u32(sbuf + 1) == want_raw and _get_u32(sbuf + 5) == size - 13
+                    and cs_crc32c(0, sbuf, size - 4) == _get_u32(sbuf + size - 4)):
+                got = cs_lz4_decompress_safe(<const char *>(sbuf + 9), <char *>buf,
+                                             <int>(size - 13), <int>want_raw)
+                if got == <int>want_raw:
+                    sound = True
+                    rc = _scan_core(buf, want_raw, &f.f, empty, clo, chi, &s, &e)
+        if not sound:
+            return None
+        if rc:  # a damaged raw block: the checked path reports it precisely
+            free(s.mem)
+            return None
+        return _collect(buf, &s, limit, bool(reverse))
+    finally:
+        if buf != NULL:
+            cs_tls_release_slot(0, buf, rowned)
+        cs_tls_release_slot(1, sbuf, sowned)

@@ -18,6 +18,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -38,6 +39,10 @@ static int cs_tls_ready = 0;
 /* Buffers above this are allocated per call, not kept by the thread. */
 #define CS_TLS_MAX_KEEP (16u << 20)
 
+/* Two buffers per thread: slot 0 for raw blocks, slot 1 for stored blocks
+ * read straight from a file (scan_block_at). */
+#define CS_TLS_SLOTS 2
+
 typedef struct {
     uint8_t *p;
     size_t cap;
@@ -48,7 +53,8 @@ CS_UNUSED static void cs_tls_free(void *v)
 {
     cs_tls_buf *b = (cs_tls_buf *)v;
     if (b) {
-        free(b->p);
+        for (int i = 0; i < CS_TLS_SLOTS; i++)
+            free(b[i].p);
         free(b);
     }
 }
@@ -71,21 +77,22 @@ CS_UNUSED static int cs_lz4tls_init(const char *lib_path)
 /* A buffer of at least n bytes for this thread, marked busy until
  * cs_tls_release; *owned says whether the caller must free it instead (too
  * big to keep, or the thread's buffer is already in use).  NULL: no memory. */
-CS_UNUSED static uint8_t *cs_tls_acquire(size_t n, int *owned)
+CS_UNUSED static uint8_t *cs_tls_acquire_slot(int slot, size_t n, int *owned)
 {
-    cs_tls_buf *b = (cs_tls_buf *)pthread_getspecific(cs_tls_key);
+    cs_tls_buf *all = (cs_tls_buf *)pthread_getspecific(cs_tls_key), *b;
     *owned = 0;
-    if (n > CS_TLS_MAX_KEEP || (b && b->busy)) {
-        *owned = 1;
-        return (uint8_t *)malloc(n ? n : 1);
-    }
-    if (!b) {
-        b = (cs_tls_buf *)calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(cs_tls_key, b)) {
-            free(b);
+    if (!all) {
+        all = (cs_tls_buf *)calloc(CS_TLS_SLOTS, sizeof *all);
+        if (!all || pthread_setspecific(cs_tls_key, all)) {
+            free(all);
             *owned = 1;
             return (uint8_t *)malloc(n ? n : 1);
         }
+    }
+    b = &all[slot];
+    if (n > CS_TLS_MAX_KEEP || b->busy) {
+        *owned = 1;
+        return (uint8_t *)malloc(n ? n : 1);
     }
     if (b->cap < n || !b->p) {
         free(b->p);
@@ -100,15 +107,39 @@ CS_UNUSED static uint8_t *cs_tls_acquire(size_t n, int *owned)
     return b->p;
 }
 
-CS_UNUSED static void cs_tls_release(uint8_t *p, int owned)
+CS_UNUSED static void cs_tls_release_slot(int slot, uint8_t *p, int owned)
 {
     if (owned) {
         free(p);
         return;
     }
-    cs_tls_buf *b = (cs_tls_buf *)pthread_getspecific(cs_tls_key);
-    if (b)
-        b->busy = 0;
+    cs_tls_buf *all = (cs_tls_buf *)pthread_getspecific(cs_tls_key);
+    if (all)
+        all[slot].busy = 0;
+}
+
+CS_UNUSED static uint8_t *cs_tls_acquire(size_t n, int *owned)
+{
+    return cs_tls_acquire_slot(0, n, owned);
+}
+
+CS_UNUSED static void cs_tls_release(uint8_t *p, int owned)
+{
+    cs_tls_release_slot(0, p, owned);
+}
+
+/* pread exactly n bytes at off; 0 on success, -1 on error or a short file. */
+CS_UNUSED static int cs_pread_all(int fd, uint8_t *dst, size_t n, int64_t off)
+{
+    while (n) {
+        ssize_t got = pread(fd, dst, n, (off_t)off);
+        if (got <= 0)
+            return -1;
+        dst += got;
+        n -= (size_t)got;
+        off += got;
+    }
+    return 0;
 }
 
 #endif

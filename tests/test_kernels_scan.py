@@ -376,3 +376,37 @@ def test_scan_block_threads_each_use_their_own_buffer():
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.skipif(_C is None or not getattr(_C, "FAST_LZ4", False),
+                    reason="needs the compiled scanner with python-lz4's decompressor")
+def test_scan_block_at_reads_checks_and_scans_or_declines(tmp_path):
+    import os
+
+    blocks = _lz4_blocks(5, 12)
+    path = tmp_path / "blocks.bin"
+    path.write_bytes(b"pad" + b"".join(blocks))
+    flt = _C.Filter([((b"needle",), False, True)])
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        at = 3
+        for stored in blocks:
+            codec, raw_len = stored[0], int.from_bytes(stored[1:5], "little")
+            got = _C.scan_block_at(fd, at, len(stored), codec, raw_len, flt, -10**7, 10**7)
+            assert got == _C.scan_block(stored, flt, -10**7, 10**7)
+            # anything that disagrees with the index declines (the caller's checked
+            # path then raises the precise error): codec, raw_len, length, EOF
+            assert _C.scan_block_at(fd, at, len(stored), 3 - codec, raw_len, flt, 0, 1) is None
+            assert _C.scan_block_at(fd, at, len(stored), codec, raw_len + 1, flt, 0, 1) is None
+            assert _C.scan_block_at(fd, at + 1, len(stored), codec, raw_len, flt, 0, 1) is None
+            at += len(stored)
+        assert _C.scan_block_at(fd, at, 64, 1, 100, flt, 0, 1) is None  # past the end
+    # a flipped payload byte: the crc fails, the fast path declines
+    data = bytearray(path.read_bytes())
+    data[3 + 20] ^= 0x10
+    path.write_bytes(bytes(data))
+    with open(path, "rb") as f:
+        stored = blocks[0]
+        assert _C.scan_block_at(f.fileno(), 3, len(stored), stored[0],
+                                int.from_bytes(stored[1:5], "little"), flt, 0, 1) is None
+    assert os.path.exists(path)
