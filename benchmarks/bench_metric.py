@@ -31,8 +31,6 @@ summed per app and minute; a mismatch fails the run.  ``--smoke`` runs on
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import sys
 import time
@@ -42,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus as corpus_mod  # noqa: E402
 import harness  # noqa: E402
-from bench_ingest import make_batches  # noqa: E402
 from harness import fmt_bytes, fmt_rate, fmt_ratio  # noqa: E402
+from store_cache import cached_file, cached_store  # noqa: E402
 
 #: Bump when the way the cached store is built changes.
 STORE_CACHE_VERSION = 1
@@ -64,48 +62,6 @@ def with_app_labels(corpus):
         labels.setdefault("app", labels.get("system", "unknown").lower())
         out.append(corpus_mod.Stream(labels, s.ts, s.lines))
     return out
-
-
-def cached_store(chunkstore, corpus, name: str) -> Path:
-    """The store of ``corpus`` under ``.cache/<name>``, rebuilt unless it holds the corpus."""
-    path = harness.BENCH_DIR / ".cache" / name
-    lines = corpus_mod.corpus_lines(corpus)
-    text = corpus_mod.corpus_bytes(corpus) - lines
-    if path.exists():
-        try:
-            with chunkstore.open(path, read_only=True) as s:
-                st = s.stats()
-            if st.entries == lines and st.bytes_raw == text:
-                return path
-        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
-            print(f"bench_metric: cached store {path} unusable ({e}); rebuilding",
-                  file=sys.stderr)
-        shutil.rmtree(path, ignore_errors=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    t = time.perf_counter()
-    with chunkstore.open(tmp, maintenance_interval=0) as store:
-        for batch in make_batches(corpus):
-            r = store.push(batch)
-            if r.rejected:
-                raise RuntimeError(f"bench_metric: push rejected {r.rejected[:3]}")
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another run built it meanwhile: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"built store {path.name} in {time.perf_counter() - t:.1f}s")
-    return path
-
-
-def cached_sqlite(corpus, name: str) -> Path:
-    path = harness.BENCH_DIR / ".cache" / name
-    if not path.exists():
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        harness.sqlite_ingest(corpus, tmp)
-        for suffix in ("-wal", "-shm"):
-            Path(str(tmp) + suffix).unlink(missing_ok=True)
-        os.replace(tmp, path)
-    return path
 
 
 def sqlite_buckets(path: Path, stream_ids: list[int], where: str, needle: str, origin: int,
@@ -151,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     key = f"{args.size:g}MB-{args.streams}s-seed{args.seed}-v{corpus_mod.CORPUS_VERSION}"
     store_path = cached_store(chunkstore, corpus, f"bench_metric-store-{key}-"
                                                   f"{STORE_CACHE_VERSION}")
-    db = cached_sqlite(corpus, f"bench_metric-sqlite-{key}.db")
+    db = cached_file(f"bench_metric-sqlite-{key}.db",
+                     lambda tmp: harness.sqlite_ingest(corpus, tmp))
     prod = [i for i, s in enumerate(corpus) if s.labels.get("env") == "prod"]
     prod_bytes = sum(corpus_mod.corpus_bytes([corpus[i]]) for i in prod)
     lo = min(s.ts[0] for s in corpus if s.ts)

@@ -43,7 +43,6 @@ import heapq
 import os
 import re
 import resource
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -55,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus as corpus_mod  # noqa: E402
 import harness  # noqa: E402
-from bench_ingest import make_batches  # noqa: E402
 from harness import fmt_bytes, fmt_rate, fmt_ratio  # noqa: E402
+from store_cache import cached_file, cached_store  # noqa: E402
 
 #: Bump when the way the cached stores are built changes.
 STORE_CACHE_VERSION = 1
@@ -71,59 +70,6 @@ SELECTIVE = {"system": "HDFS", "env": "prod"}
 
 # ---------------------------------------------------------------------------
 # building the cached store and baselines
-
-
-def _push_all(chunkstore, corpus, path: Path) -> None:
-    """Load ``corpus`` into a new store at ``path``, as ``bench_ingest`` pushes it."""
-    with chunkstore.open(path, maintenance_interval=0) as store:
-        for batch in make_batches(corpus):
-            r = store.push(batch)
-            if r.rejected:
-                raise RuntimeError(f"bench_query: push rejected {r.rejected[:3]}")
-
-
-def cached_store(chunkstore, corpus, name: str) -> Path:
-    """The store of ``corpus`` under ``.cache/<name>``, built unless a complete one is there.
-
-    A cached store is reused only if it opens and holds exactly the corpus's
-    entries and text bytes; otherwise it is rebuilt (atomically: built
-    aside, then renamed into place).
-    """
-    path = harness.BENCH_DIR / ".cache" / name
-    lines = corpus_mod.corpus_lines(corpus)
-    text = corpus_mod.corpus_bytes(corpus) - lines
-    if path.exists():
-        try:
-            with chunkstore.open(path, read_only=True) as s:
-                st = s.stats()
-            if st.entries == lines and st.bytes_raw == text:
-                return path
-        except Exception as e:  # noqa: BLE001 - any failure means "rebuild"
-            print(f"bench_query: cached store {path} unusable ({e}); rebuilding",
-                  file=sys.stderr)
-        shutil.rmtree(path, ignore_errors=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    t = time.perf_counter()
-    _push_all(chunkstore, corpus, tmp)
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another run built it meanwhile: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"built store {path.name} in {time.perf_counter() - t:.1f}s")
-    return path
-
-
-def cached_file(name: str, build) -> Path:
-    """``.cache/<name>`` made by ``build(tmp_path)`` unless present."""
-    path = harness.BENCH_DIR / ".cache" / name
-    if not path.exists():
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        build(tmp)
-        for suffix in ("-wal", "-shm"):
-            Path(str(tmp) + suffix).unlink(missing_ok=True)
-        os.replace(tmp, path)  # atomic: a concurrent run sees all of it or none
-    return path
 
 
 def grep_regex_count(path: Path, pattern: str, *, repeat: int) -> tuple[float, int]:

@@ -118,7 +118,7 @@ class StreamHead:
         return not self.cut and not self.builder.n_entries
 
     def memory_bytes(self) -> int:
-        """What the head holds: the builder's buffers (capacity, not just content) and cut blocks."""
+        """What the head holds: builder buffers (capacity, not just content) and cut blocks."""
         return self.builder.memory_bytes() + self.cut_stored_bytes
 
     def release_idle_buffers(self) -> int:

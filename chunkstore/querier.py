@@ -20,10 +20,10 @@ from functools import partial
 from itertools import islice
 
 from chunkstore import _kernels
+from chunkstore.deletion import applicable
 from chunkstore.errors import QueryError
 from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
-from chunkstore.deletion import applicable
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
 from chunkstore.tokenfilter import SkipGate, chunk_filters, resolve
 
@@ -472,7 +472,8 @@ def tail(store, logql: str, *, start=None, poll_interval: float = 0.2, stop=None
     seen_at_cursor: set = set()
     while True:
         fresh = []
-        for e in select_entries(store, plan.matchers, cursor, END_UNBOUNDED, forward=True, limit=None,
+        for e in select_entries(store, plan.matchers, cursor, END_UNBOUNDED, forward=True,
+                                limit=None,
                                 flt=plan.scan_filter, process=plan.process,
                                 reqs=plan.token_requirements):
             key = (e.ts, e.raw, tuple(sorted(e.stream.items())))

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from chunkstore import _kernels, wal_records
 from chunkstore.chunkfile import SegmentReader, SegmentWriter, encode_chunk
-from chunkstore.tokenfilter import FilterBuilder, resolve
 from chunkstore.errors import (
     ChunkstoreError,
     EntryRejected,
@@ -40,6 +39,7 @@ from chunkstore.index_log import CHUNK, STREAM, IndexLog
 from chunkstore.labels import Labels
 from chunkstore.options import StoreOptions
 from chunkstore.timeutil import I64_MIN, now_ns, to_ns
+from chunkstore.tokenfilter import FilterBuilder, resolve
 
 __all__ = ["Store", "PushResult", "Stream", "open_store"]
 

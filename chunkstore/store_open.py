@@ -206,7 +206,8 @@ def _load_index_and_wal(store, report: OpenReport) -> None:
             entry = index.streams.get(sid)
             if entry is None:
                 report.problems.append(CorruptionError(
-                    f"wal: entries for unknown stream {sid}", os.path.join(wal_dir, f"{seq:08d}.wal"),
+                    f"wal: entries for unknown stream {sid}",
+                    os.path.join(wal_dir, f"{seq:08d}.wal"),
                     offset))
                 continue
             if lsn <= entry.flushed_lsn:

@@ -89,7 +89,8 @@ def test_kernel_rejects_bad_input(mod):
 
 
 @pytest.mark.parametrize("mod", TWINS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=lines_st)
 def test_no_false_negatives(mod, lines):
     f = mod.block_filter(_raw(lines), tokenfilter.BITS_PER_KEY, tokenfilter.PREFIX_LEN)

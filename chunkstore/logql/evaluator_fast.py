@@ -33,10 +33,10 @@ from itertools import accumulate
 
 from chunkstore import _kernels
 from chunkstore.errors import CorruptionError
-from chunkstore.tokenfilter import SkipGate, chunk_filters, requirements, resolve
 from chunkstore.logql.evaluator import labels_key
 from chunkstore.querier import snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
+from chunkstore.tokenfilter import SkipGate, chunk_filters, requirements, resolve
 
 __all__ = ["count_windows", "MAX_BUCKETS", "ENABLED", "has_metadata"]
 

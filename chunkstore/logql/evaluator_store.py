@@ -19,8 +19,8 @@ from chunkstore.logql.evaluator import LogSelection, SampleSource, StepGrid
 from chunkstore.logql.evaluator_range import decode_metadata
 from chunkstore.logql.pipeline import Pipeline
 from chunkstore.querier import snapshot_streams, stream_source
-from chunkstore.tokenfilter import SkipGate, requirements
 from chunkstore.results import QueryStats
+from chunkstore.tokenfilter import SkipGate, requirements
 
 __all__ = ["StoreSamples", "unpack_snapshot", "without_deleted"]
 

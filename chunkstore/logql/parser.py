@@ -33,6 +33,7 @@ from ..errors import QueryError
 from . import ast
 from .lexer import Token, tokenize
 from .parser_metric import MetricGrammar
+from .re2_groups import capture_names
 
 __all__ = [
     "parse",
@@ -186,55 +187,12 @@ def matcher_regex_error(pattern: str) -> str | None:
     return regex_error(pattern) or regex_error(_anchored(pattern))
 
 
-def _capture_names(pattern: str) -> list[str]:
-    """Names of ``(?P<name>...)``/``(?<name>...)`` groups in source order, duplicates kept.
-
-    RE2's own map drops duplicates, and Loki reports them, so the pattern
-    text is scanned, skipping escapes, ``\\Q...\\E`` and character classes.
-    """
-    names = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            if pattern.startswith("\\Q", i):
-                end = pattern.find("\\E", i + 2)
-                i = n if end < 0 else end + 2
-            else:
-                i += 2
-        elif ch == "[":
-            i += 1
-            if i < n and pattern[i] == "^":
-                i += 1
-            if i < n and pattern[i] == "]":
-                i += 1
-            while i < n and pattern[i] != "]":
-                if pattern[i] == "\\":
-                    i += 2
-                elif pattern.startswith("[:", i):
-                    end = pattern.find(":]", i + 2)
-                    i = i + 1 if end < 0 else end + 2
-                else:
-                    i += 1
-            i += 1
-        elif ch == "(" and (pattern.startswith("(?P<", i) or pattern.startswith("(?<", i)):
-            start = pattern.index("<", i) + 1
-            end = pattern.find(">", start)
-            if end < 0:
-                break
-            names.append(pattern[start:end])
-            i = end + 1
-        else:
-            i += 1
-    return names
-
-
 def regexp_parser_error(pattern: str) -> str | None:
     """Loki's NewRegexpParser checks: compiles, has named groups, names valid and unique."""
     error = regex_error(pattern)
     if error is not None:
         return f"invalid regexp parser: {error}"
-    names = _capture_names(pattern)
+    names = capture_names(pattern)
     if not names:
         return "invalid regexp parser: at least one named capture must be supplied"
     seen = set()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re  # fixed internal patterns only
-from typing import Sequence
+from collections.abc import Sequence
 
 from chunkstore.errors import QueryError
 from chunkstore.logql._decoders import (
@@ -55,6 +55,7 @@ from chunkstore.logql.line_filters import (
     parse_pattern,
     re2_go_spans,
 )
+from chunkstore.logql.re2_groups import capture_names
 from chunkstore.logql.units import GO_SPACE
 
 __all__ = [
@@ -556,53 +557,6 @@ class LogfmtParser:
 # | regexp
 # --------------------------------------------------------------------------
 
-_GROUP_NAME = re.compile(r"\(\?P?<([^>]*)>")
-
-
-def _named_groups(pattern: str) -> list[str]:
-    """Names of ``(?P<name>``/``(?<name>`` groups in RE2 syntax, in order, duplicates kept.
-
-    RE2 itself accepts a repeated name (keeping one); Go's regexp, and so
-    Loki, rejects it.  Escapes, ``\\Q...\\E`` and character classes
-    (including ``[:alpha:]``) are skipped so their text is not mistaken for a group.
-    """
-    names = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if pattern.startswith("Q", i + 1):
-                end = pattern.find("\\E", i + 2)
-                i = n if end < 0 else end + 2
-            else:
-                i += 2
-        elif c == "[":
-            i += 1
-            if i < n and pattern[i] == "^":
-                i += 1
-            if i < n and pattern[i] == "]":
-                i += 1
-            while i < n and pattern[i] != "]":
-                if pattern[i] == "\\":
-                    i += 2
-                elif pattern.startswith("[:", i):
-                    end = pattern.find(":]", i + 2)
-                    i = i + 1 if end < 0 else end + 2
-                else:
-                    i += 1
-            i += 1
-        elif c == "(":
-            m = _GROUP_NAME.match(pattern, i)
-            if m:
-                names.append(m.group(1))
-                i = m.end()
-            else:
-                i += 1
-        else:
-            i += 1
-    return names
-
-
 class RegexpParser:
     """``| regexp "re"``: each named group of the first match becomes a label.
 
@@ -620,7 +574,7 @@ class RegexpParser:
         if self._rx.groups == 0:
             raise QueryError("at least one named capture must be supplied")
         seen: set[str] = set()
-        for name in _named_groups(pattern):
+        for name in capture_names(pattern):
             if not _valid_label_name(name):
                 raise QueryError(f"invalid extracted label name '{name}'")
             if name in seen:
