@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzzlib  # noqa: E402
 from fuzzlib import Finding  # noqa: E402
 
-from chunkstore import _block_py, _scan_py  # noqa: E402
+from chunkstore import _block_py, _scan_py, _tokens_py  # noqa: E402
 from chunkstore._kernels import crc32c  # noqa: E402
 from chunkstore.chunkfile_format import decode_chunk_meta, encode_segment_header  # noqa: E402
 from chunkstore.chunkfile_read import SegmentReader, describe_segment  # noqa: E402
@@ -45,9 +45,11 @@ I64_MIN = -(1 << 63)
 END_ALL = 1 << 63  # an exclusive end past every int64 timestamp
 
 BACKENDS = [("pure", _block_py, _scan_py)]
+_tokens_c = None
 try:
     from chunkstore import _block as _block_c  # type: ignore[attr-defined]
     from chunkstore import _scan as _scan_c  # type: ignore[attr-defined]
+    from chunkstore import _tokens as _tokens_c  # type: ignore[attr-defined]
 except ImportError:  # pure-Python install: the twins are checked alone
     pass
 else:
@@ -176,6 +178,31 @@ def check_segment(data: bytes, chunk_ok: bool) -> None:
         pass
 
 
+_PROBES = (0, 1, 0x9E3779B97F4A7C15, (1 << 64) - 1, 0x2AE39EC08370452D)
+
+
+def check_filters(data: bytes, meta) -> bool:
+    """A version 2 chunk's token filters: section crc, each ``k``, and both twins'
+    ``may_contain`` agreeing on a few key hashes.  True when they are sound."""
+    if meta.version < 2:
+        return True
+    body = data[meta.filters_offset:meta.index_offset - 4]
+    if crc32c(body) != _U32.unpack_from(data, meta.index_offset - 4)[0]:
+        return False
+    ok = True
+    for b in meta.blocks:
+        if not b.filter_len:
+            continue
+        f = data[b.filter_offset:b.filter_offset + b.filter_len]
+        if not 1 <= f[0] <= 16:  # readers refuse it before probing (read_filters)
+            ok = False
+            continue
+        twins = ([_tokens_c] if _tokens_c is not None else []) + [_tokens_py]  # BACKENDS order
+        for h in _PROBES:
+            _agree("may_contain", [_outcome(t.may_contain, f, [h]) for t in twins])
+    return ok
+
+
 def check(data: bytes) -> bool:
     """Feed one input to every chunk-level reader; True when some reader accepts it."""
     try:
@@ -187,6 +214,7 @@ def check(data: bytes) -> bool:
         meta._check()
         for b in meta.blocks:
             chunk_ok &= check_stored(data[b.offset:b.offset + b.stored_len], b.raw_len)
+        chunk_ok &= check_filters(data, meta)
         accepted = chunk_ok
     else:
         accepted = check_stored(data)
@@ -222,12 +250,17 @@ def fixup(data: bytes) -> bytes:
         chunk_len = n
     t = chunk_len - 20
     index_offset, index_len = struct.unpack_from("<QI", b, t)
+    entry = 41 if b[4] == 1 else 45  # chunk version 2 adds filter_len
     if 8 <= index_len and index_offset + index_len <= t:
         n_blocks = _U32.unpack_from(b, index_offset)[0]
-        for i in range(min(n_blocks, (index_len - 8) // 41)):
-            off, slen = struct.unpack_from("<QI", b, index_offset + 4 + 41 * i)
+        end = 0
+        for i in range(min(n_blocks, (index_len - 8) // entry)):
+            off, slen = struct.unpack_from("<QI", b, index_offset + 4 + entry * i)
             if slen >= 13 and off + slen <= index_offset:
                 _put_crc(b, off, off + slen - 4)
+                end = max(end, off + slen)
+        if entry == 45 and end:  # the token filter section: from the blocks' end
+            _put_crc(b, end, index_offset - 4)
         _put_crc(b, index_offset, index_offset + index_len - 4)
     _put_crc(b, t, t + 16)
     labels_len = _U32.unpack_from(b, 24)[0]

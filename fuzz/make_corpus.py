@@ -36,6 +36,13 @@ from chunkstore import _block_py as block  # noqa: E402  (pure twin: same bytes)
 from chunkstore import index_log, wal, wal_records  # noqa: E402
 from chunkstore._kernels import xxh64  # noqa: E402
 from chunkstore.chunkfile_format import encode_chunk  # noqa: E402
+from chunkstore._tokens_py import block_filter as _block_filter  # noqa: E402
+from chunkstore.tokenfilter import BITS_PER_KEY, PREFIX_LEN  # noqa: E402
+
+
+def block_filter(raw: bytes) -> bytes:
+    """A block's token filter as the store writes it (chunk version 2)."""
+    return _block_filter(raw, BITS_PER_KEY, PREFIX_LEN)
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -48,13 +55,14 @@ def _canonical(pairs: dict[str, str]) -> bytes:
     return out
 
 
-def _stored(entries, codec: int) -> tuple[bytes, int, int, int, int]:
+def _stored(entries, codec: int) -> tuple[bytes, int, int, int, int, bytes]:
     ts = [e[0] for e in entries]
     lines = [e[1] for e in entries]
     metas = [e[2] if len(e) > 2 else None for e in entries]
     raw = block.encode_entries(ts, lines, metas)
     stored = block.compress_block(raw, codec)
-    return stored, len(entries), min(ts), max(ts), sum(len(x) for x in lines)
+    return (stored, len(entries), min(ts), max(ts), sum(len(x) for x in lines),
+            block_filter(raw))
 
 
 def _chunk(labels: dict[str, str], blocks: list) -> bytes:
@@ -189,8 +197,19 @@ BUILDERS = {"chunk_reader": chunk_reader, "wal_reader": wal_reader,
 def write() -> None:
     for name, build in BUILDERS.items():
         d = os.path.join(fuzzlib.CORPUS_DIR, name)
+        # seeds named v1-* are chunks in an older format version, written by an
+        # earlier version of this script: kept, never regenerated
+        kept = {}
+        if os.path.isdir(d):
+            for fname in os.listdir(d):
+                if fname.startswith("v1-"):
+                    with open(os.path.join(d, fname), "rb") as f:
+                        kept[fname] = f.read()
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
+        for fname, data in kept.items():
+            with open(os.path.join(d, fname), "wb") as f:
+                f.write(data)
         files = build()
         for fname, data in files.items():
             with open(os.path.join(d, fname), "wb") as f:
