@@ -362,6 +362,7 @@ class IndexLog:
     def __init__(self, path: str):
         self.path = path
         self._fd: int | None = None
+        self.unsynced = False  # records appended with sync=False and not yet fsynced
         self.size = 0
         self.records_written = 0
         self._failed: BaseException | None = None
@@ -427,7 +428,16 @@ class IndexLog:
         self.records_written += len(records)
         if sync:
             os.fsync(self._fd)
+            self.unsynced = False
+        else:
+            self.unsynced = True
         return offset
+
+    def sync(self) -> None:
+        """fsync records appended with ``sync=False`` (nothing to do when there are none)."""
+        if self.unsynced and self._fd is not None:
+            os.fsync(self._fd)
+            self.unsynced = False
 
     def rewrite(self, records: list[tuple[int, list]]) -> None:
         """Replace the log with exactly ``records`` (a snapshot), atomically.
