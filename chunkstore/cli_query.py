@@ -252,7 +252,8 @@ def _print_stats(st, err, elapsed: float | None = None) -> None:
     secs = st.seconds if st.seconds else (elapsed or 0.0)
     err.write(
         f"stats: {st.streams} streams, {st.chunks} chunks, {st.blocks_read} blocks read "
-        f"({st.blocks_skipped} skipped), {r.format_bytes(st.bytes_read)} read, "
+        f"({st.blocks_skipped} skipped by time, {st.blocks_filtered} by token filter), "
+        f"{r.format_bytes(st.bytes_read)} read, "
         f"{r.format_bytes(st.bytes_decompressed)} decompressed, "
         f"{r.format_count(st.lines_scanned)} lines scanned, "
         f"{r.format_count(st.lines_matched)} matched, {r.format_count(st.lines_returned)} "
