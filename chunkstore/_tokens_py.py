@@ -47,8 +47,8 @@ def _check_params(bits_per_key, prefix_len) -> tuple[int, int]:
     prefix_len = operator.index(prefix_len)
     if not 1 <= bits_per_key <= 64:
         raise ValueError(f"block_filter: bits_per_key must be 1..64, got {bits_per_key}")
-    if not 0 <= prefix_len <= 255:
-        raise ValueError(f"block_filter: prefix_len must be 0..255, got {prefix_len}")
+    if not 1 <= prefix_len <= 8:
+        raise ValueError(f"block_filter: prefix_len must be 1..8, got {prefix_len}")
     return bits_per_key, prefix_len
 
 
@@ -76,7 +76,7 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
     joined = b"\n".join(buf[starts[i]:starts[i + 1]] for i in range(cols.n)).lower()
     keys = set()
     for t in set(_TOKEN.findall(joined)):
-        if not prefix_len or len(t) <= prefix_len:
+        if len(t) <= prefix_len:
             keys.add(t)
         else:
             keys.add(t[:prefix_len])

@@ -31,7 +31,6 @@ from chunkstore.logql import line_filters as lines
 from chunkstore.logql import parsers
 from chunkstore.logql.pipeline import Pipeline
 from chunkstore.matchers import Matcher
-from chunkstore.tokenfilter import requirements
 
 __all__ = ["LogPlan", "plan_log_query", "plan_from_ast", "parse_selector_matchers",
            "compile_stages", "to_matchers"]
@@ -46,11 +45,6 @@ class LogPlan:
     clauses: list[tuple[tuple[bytes, ...], bool, bool]]
     scan_filter: object
     pipeline: Pipeline | None
-
-    @functools.cached_property
-    def token_requirements(self):
-        """What the scanner clauses demand of a block's token filter (tokenfilter.py)."""
-        return requirements(self.clauses)
 
     @property
     def process(self):

@@ -227,13 +227,11 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
 # log queries
 
 def select_entries(store, matchers, start: int, end: int, *, forward: bool, limit: int | None,
-                   flt=None, process=None, stats: QueryStats | None = None,
-                   reqs=()) -> Iterator[Entry]:
+                   flt=None, process=None, stats: QueryStats | None = None) -> Iterator[Entry]:
     """Entries of the selected streams in ``[start, end)``, merged by time.
 
-    ``flt`` is a compiled scanner ``Filter`` applied inside blocks, ``reqs``
-    the token-filter requirements of its clauses (blocks that cannot match
-    are skipped; ignored when the store's ``token_filters`` option is off);
+    ``flt`` is a compiled scanner ``Filter`` applied inside blocks (blocks
+    whose token filter shows its clauses cannot match are skipped unread);
     ``process(ts, line, metadata, stream_labels)`` (optional) runs the rest
     of the pipeline and returns ``(line, labels)`` or ``None`` to drop.
     """
@@ -244,7 +242,7 @@ def select_entries(store, matchers, start: int, end: int, *, forward: bool, limi
         stats.deadline = t0 + timeout
         stats._timeout = timeout
     flt = flt if flt is not None else _match_all()
-    gate = SkipGate(reqs) if reqs and store.options.token_filters else None
+    gate = SkipGate.for_query(store, flt.clauses)
     snaps = snapshot_streams(store, matchers, start, end)
     stats.streams = len(snaps)
     store.last_query_stats = stats
@@ -308,8 +306,7 @@ def query(store, logql: str, start=None, end=None, *, limit: int | None = None,
     s, e = time_range(start, end)
     plan = plan_log_query(logql)
     return select_entries(store, plan.matchers, s, e, forward=direction == "forward",
-                          limit=limit, flt=plan.scan_filter, process=plan.process,
-                          reqs=plan.token_requirements)
+                          limit=limit, flt=plan.scan_filter, process=plan.process)
 
 
 # ---------------------------------------------------------------------------
@@ -474,8 +471,7 @@ def tail(store, logql: str, *, start=None, poll_interval: float = 0.2, stop=None
         fresh = []
         for e in select_entries(store, plan.matchers, cursor, END_UNBOUNDED, forward=True,
                                 limit=None,
-                                flt=plan.scan_filter, process=plan.process,
-                                reqs=plan.token_requirements):
+                                flt=plan.scan_filter, process=plan.process):
             key = (e.ts, e.raw, tuple(sorted(e.stream.items())))
             if e.ts == cursor and key in seen_at_cursor:
                 continue

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from chunkstore._kernels import tokens as _tokens
+from chunkstore.errors import CorruptionError
 
 __all__ = ["BITS_PER_KEY", "PREFIX_LEN", "block_filter", "needle_keys", "requirements",
            "block_may_match", "SkipGate", "FilterBuilder", "resolve", "chunk_filters"]
@@ -129,6 +130,15 @@ class SkipGate:
         self.passed = 0
         self.active = bool(reqs)
 
+    @classmethod
+    def for_query(cls, store, clauses) -> SkipGate | None:
+        """The gate of one query over ``store`` for its scanner ``clauses``; None when
+        the clauses demand no token or the store's ``token_filters`` option is off."""
+        if not store.options.token_filters:
+            return None
+        reqs = requirements(clauses)
+        return cls(reqs) if reqs else None
+
     def may_match(self, token_filter) -> bool:
         """Probe one block's filter (always True once the gate is closed)."""
         if not self.active or not token_filter:
@@ -211,8 +221,6 @@ def chunk_filters(reader, meta, gate: SkipGate | None):
     """
     if gate is None or not gate.active or meta.version < 2:
         return None
-    from chunkstore.errors import CorruptionError
-
     try:
         return reader.read_filters(meta)
     except CorruptionError as exc:

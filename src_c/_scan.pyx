@@ -35,6 +35,7 @@ from cs_common cimport (
 import operator
 
 from chunkstore._block import MAX_RAW_LEN, decompress_block
+from chunkstore.errors import CorruptionError
 
 
 cdef extern from "cs_lz4tls.h" nogil:
@@ -410,6 +411,7 @@ def scan_block(stored, flt, start_ts, end_ts, limit=-1, reverse=False, max_raw_l
     cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(data)
     cdef size_t size = <size_t>PyBytes_GET_SIZE(data)
     cdef uint32_t raw_len, payload_len
+    cdef object got
     if (size < 13 or (p[0] != 1 and p[0] != 2) or not 0 <= max_raw_len <= MAX_RAW_LEN
             or size > 0x7FFFFFFF):
         return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
@@ -417,6 +419,18 @@ def scan_block(stored, flt, start_ts, end_ts, limit=-1, reverse=False, max_raw_l
     payload_len = _get_u32(p + 5)
     if raw_len > max_raw_len or payload_len != size - 13 or raw_len > 0x7FFFFFFF:
         return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
+    got = _scan_lz4(p, size, raw_len, f, start_ts, end_ts, limit, reverse)
+    if got is None:  # the slow path raises the twin's error for this block
+        return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit, reverse)
+    return got
+
+
+cdef object _scan_lz4(const uint8_t *p, size_t size, uint32_t raw_len, Filter f,
+                      object start_ts, object end_ts, object limit, object reverse):
+    """Scan a stored lz4 block whose header fields were checked (codec, ``raw_len``,
+    payload length = ``size`` - 13): crc, decompression into this thread's buffer
+    and scan, all without the GIL.  None when the crc or the decompression fails;
+    ``CorruptionError`` for a damaged raw block."""
     cdef int64_t clo = 0, chi = 0
     cdef bint empty = _bounds(start_ts, end_ts, &clo, &chi)
     cdef int owned = 0, got = -1, rc = -1
@@ -430,13 +444,12 @@ def scan_block(stored, flt, start_ts, end_ts, limit=-1, reverse=False, max_raw_l
         with nogil:
             if cs_crc32c(0, p, size - 4) == _get_u32(p + size - 4):
                 got = cs_lz4_decompress_safe(<const char *>(p + 9), <char *>buf,
-                                             <int>payload_len, <int>raw_len)
+                                             <int>(size - 13), <int>raw_len)
                 if got == <int>raw_len:
                     sound = True
                     rc = _scan_core(buf, raw_len, &f.f, empty, clo, chi, &s, &e)
-        if not sound:  # the slow path raises the twin's error for this block
-            return scan_raw(decompress_block(stored, max_raw_len), f, start_ts, end_ts, limit,
-                            reverse)
+        if not sound:
+            return None
         if rc:
             free(s.mem)
             raise raw_error(&e)
@@ -552,36 +565,20 @@ def scan_block_at(fd, offset, stored_len, codec, raw_len, flt, start_ts, end_ts,
     start_ts = operator.index(start_ts)
     end_ts = operator.index(end_ts)
     limit = operator.index(limit)
-    cdef int64_t clo = 0, chi = 0
-    cdef bint empty = _bounds(start_ts, end_ts, &clo, &chi)
-    cdef int sowned = 0, rowned = 0, got = -1, rc = -1
+    cdef int sowned = 0
+    cdef bint agrees = False
     cdef uint8_t *sbuf = cs_tls_acquire_slot(1, size, &sowned)
-    cdef uint8_t *buf = NULL
-    cdef scan_state s
-    cdef cs_err e
-    cdef bint sound = False
     if sbuf == NULL:
         raise MemoryError()
     try:
-        buf = cs_tls_acquire_slot(0, <size_t>want_raw + 8, &rowned)
-        if buf == NULL:
-            raise MemoryError()
         with nogil:
-            if (cs_pread_all(c_fd, sbuf, size, at) == 0 and sbuf[0] == want_codec
-                    and _get_u32(sbuf + 1) == want_raw and _get_u32(sbuf + 5) == size - 13
-                    and cs_crc32c(0, sbuf, size - 4) == _get_u32(sbuf + size - 4)):
-                got = cs_lz4_decompress_safe(<const char *>(sbuf + 9), <char *>buf,
-                                             <int>(size - 13), <int>want_raw)
-                if got == <int>want_raw:
-                    sound = True
-                    rc = _scan_core(buf, want_raw, &f.f, empty, clo, chi, &s, &e)
-        if not sound:
+            agrees = (cs_pread_all(c_fd, sbuf, size, at) == 0 and sbuf[0] == want_codec
+                      and _get_u32(sbuf + 1) == want_raw and _get_u32(sbuf + 5) == size - 13)
+        if not agrees:
             return None
-        if rc:  # a damaged raw block: the checked path reports it precisely
-            free(s.mem)
+        try:
+            return _scan_lz4(sbuf, size, want_raw, f, start_ts, end_ts, limit, reverse)
+        except CorruptionError:  # a damaged raw block: the checked path reports it precisely
             return None
-        return _collect(buf, &s, limit, bool(reverse))
     finally:
-        if buf != NULL:
-            cs_tls_release_slot(0, buf, rowned)
         cs_tls_release_slot(1, sbuf, sowned)

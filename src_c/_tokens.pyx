@@ -33,8 +33,8 @@ def _check_params(bits_per_key, prefix_len):
     prefix_len = operator.index(prefix_len)
     if not 1 <= bits_per_key <= 64:
         raise ValueError(f"block_filter: bits_per_key must be 1..64, got {bits_per_key}")
-    if not 0 <= prefix_len <= 255:
-        raise ValueError(f"block_filter: prefix_len must be 0..255, got {prefix_len}")
+    if not 1 <= prefix_len <= 8:
+        raise ValueError(f"block_filter: prefix_len must be 1..8, got {prefix_len}")
     return bits_per_key, prefix_len
 
 
@@ -56,17 +56,13 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
         raise raw_error(&e)
     # n <= size / 2 and text_len <= size were checked: bounded by the input.
     cdef uint64_t *off = <uint64_t *>malloc((r.n + 1) * sizeof(uint64_t))
-    cdef uint8_t *lower = <uint8_t *>malloc(r.text_len + 8)
     cdef uint64_t *mask = <uint64_t *>malloc((r.text_len // 64 + 2) * sizeof(uint64_t))
     cdef cs_hset s
-    cdef size_t i, flen
-    cdef const uint8_t *text
-    cdef uint8_t c
+    cdef size_t flen
     cdef bytes out
     cdef uint8_t *dst
-    if off == NULL or lower == NULL or mask == NULL or cs_hset_init(&s, <size_t>(r.text_len // 256)):
+    if off == NULL or mask == NULL or cs_hset_init(&s, <size_t>(r.text_len // 256)):
         free(off)
-        free(lower)
         free(mask)
         raise MemoryError()
     try:
@@ -75,17 +71,8 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
             if rc == 0:
                 rc = cs_raw_meta(base, &r, NULL, &e)
             if rc == 0:
-                text = base + r.text_pos
-                if 1 <= plen <= 8:  # every key is one word: read the text as it is
-                    rc = cs_tf_collect(text, <size_t>r.text_len, off, r.n, <size_t>plen, 1,
-                                       mask, &s)
-                else:
-                    for i in range(<size_t>r.text_len):
-                        c = text[i]
-                        lower[i] = c | 0x20 if 0x41 <= c <= 0x5A else c
-                    memset(lower + r.text_len, 0, 8)
-                    rc = cs_tf_collect(lower, <size_t>r.text_len, off, r.n, <size_t>plen, 0,
-                                       mask, &s)
+                rc = cs_tf_collect(base + r.text_pos, <size_t>r.text_len, off, r.n, <size_t>plen,
+                                   mask, &s)
                 if rc:
                     rc = -2
         if rc == -1:
@@ -101,7 +88,6 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
     finally:
         cs_hset_free(&s)
         free(off)
-        free(lower)
         free(mask)
 
 

@@ -144,7 +144,7 @@ cdef extern from "cs_tokens.h" nogil:
     int cs_hset_init(cs_hset *s, size_t cap_hint)
     void cs_hset_free(cs_hset *s)
     int cs_tf_collect(const uint8_t *text, size_t text_len, const uint64_t *off, uint64_t n,
-                      size_t prefix_len, int words, uint64_t *mask, cs_hset *set)
+                      size_t prefix_len, uint64_t *mask, cs_hset *set)
     uint64_t cs_tf_hash(const uint8_t *p, size_t len)
     size_t cs_tf_size(uint64_t n, uint64_t bits_per_key, uint64_t raw_len)
     void cs_tf_write(const cs_hset *s, uint8_t *out, size_t size)

@@ -5,14 +5,14 @@
  *   - a token is a maximal run of word bytes ([0-9A-Za-z_] and every byte
  *     >= 0x80) inside one line, ASCII-lowercased;
  *   - the keys of a token are the token itself when it is at most
- *     `prefix_len` bytes long, else its first and its last `prefix_len`
- *     bytes (prefix_len 0: always the token itself);
+ *     `prefix_len` (1..8; the store uses 8) bytes long, else its first and
+ *     its last `prefix_len` bytes;
  *   - a key's hash is cs_tf_hash below; its k bit positions are
  *     ((x_i * m) >> 32) for i in 0..k-1, x_i = (h1 + i * h2) mod 2^32,
  *     h1 = the low 32 bits of the hash, h2 = the high 32 bits OR 1, m the
  *     filter's size in bits (a multiply-shift instead of a division).
  *
- * Building is two passes over the lowercased text: every key hash goes into
+ * Building is two passes over the text (lowercased a word at a time): every key hash goes into
  * an open-addressing set (so m is sized by the distinct keys), then the set
  * is written into the bit array.  The Python twin is
  * chunkstore/_tokens_py.py; change both together.
@@ -169,21 +169,6 @@ CS_UNUSED static inline int cs_hset_add(cs_hset *s, uint64_t h)
  * direct-mapped cache of recent words drops repeats before they are hashed. */
 #define CS_TF_SEEN_BITS 12
 
-CS_UNUSED static inline int cs_tf_add_token(cs_hset *set, uint64_t *seen, const uint8_t *p,
-                                            size_t len, size_t prefix_len)
-{
-    if (len <= 8) {
-        uint64_t w = cs_tf_rd64(p) & (~0ULL >> (8 * (8 - len)));
-        size_t slot = (size_t)((w * 0x9E3779B97F4A7C15ULL) >> (64 - CS_TF_SEEN_BITS));
-        if (seen[slot] == w) return 0;
-        seen[slot] = w;
-    }
-    if (!prefix_len || len <= prefix_len)
-        return cs_hset_add(set, cs_tf_hash(p, len));
-    if (cs_hset_add(set, cs_tf_hash(p, prefix_len))) return -1;
-    return cs_hset_add(set, cs_tf_hash(p + len - prefix_len, prefix_len));
-}
-
 /* Word-byte bits of 8 (16) lowercased bytes: bit j is set for a word byte. */
 CS_UNUSED static inline uint64_t cs_tf_word_mask8(const uint8_t *p)
 {
@@ -210,11 +195,6 @@ CS_UNUSED static inline uint32_t cs_tf_word_mask16(const uint8_t *p)
 }
 #endif
 
-/* Add the keys of every token of `lower` (the lowercased text, text_len
- * bytes plus 8 bytes of padding; line i is [off[i], off[i+1]), off[n] ==
- * text_len) to the set.  `mask` has room for text_len / 64 + 2 words: bit j
- * is set when byte j is a word byte, so tokens are found 64 bytes at a time.
- * Returns 0, or -1 when out of memory. */
 /* ASCII-lowercase the 8 bytes of a word at once (A-Z only). */
 static inline uint64_t cs_tf_lower64(uint64_t w)
 {
@@ -259,8 +239,8 @@ static inline uint64_t cs_tf_word_at(const uint8_t *p, size_t len, size_t avail)
     return cs_tf_lower64(w);
 }
 
-/* The keys of one token of the original text when every key is a single
- * word (1 <= prefix_len <= 8): no lowercased copy of the text is needed. */
+/* The keys of one token: every key is a single word (1 <= prefix_len <= 8),
+ * lowercased as it is read, so the text itself is never copied. */
 static inline int cs_tf_add_token_words(cs_hset *set, uint64_t *seen, const uint8_t *text,
                                         size_t s, size_t len, size_t text_len, size_t prefix_len)
 {
@@ -279,22 +259,20 @@ static inline int cs_tf_add_token_words(cs_hset *set, uint64_t *seen, const uint
                                             prefix_len));
 }
 
-/* Add the keys of every token to the set.  With `words` (1 <= prefix_len
- * <= 8) `text` is the original text and only text_len bytes are read;
- * otherwise it is the lowercased text with 8 bytes of padding.  Line i is
- * [off[i], off[i+1]), off[n] == text_len.  `mask` has room for
+/* Add the keys of every token of `text` (text_len bytes, only those are
+ * read; 1 <= prefix_len <= 8) to the set.  Line i is [off[i], off[i+1]),
+ * off[n] == text_len.  `mask` has room for
  * text_len / 64 + 2 words: bit j is set when byte j is a word byte, so
  * tokens are found 64 bytes at a time.  Returns 0, or -1 when out of memory. */
 CS_UNUSED static int cs_tf_collect(const uint8_t *text, size_t text_len, const uint64_t *off,
-                                   uint64_t n, size_t prefix_len, int words, uint64_t *mask,
+                                   uint64_t n, size_t prefix_len, uint64_t *mask,
                                    cs_hset *set)
 {
-    const uint8_t *lower = text;
     size_t nw = (text_len + 63) / 64, b, line = 0;
     uint64_t seen[1 << CS_TF_SEEN_BITS];
     memset(seen, 0, sizeof seen);  /* 0 is no token's word */
     for (b = 0; b < nw; b++) {
-        const uint8_t *p = lower + b * 64;
+        const uint8_t *p = text + b * 64;
         uint64_t m = 0;
         size_t j, lim = text_len - b * 64 < 64 ? text_len - b * 64 : 64;
         if (lim == 64) {
@@ -328,17 +306,13 @@ CS_UNUSED static int cs_tf_collect(const uint8_t *text, size_t text_len, const u
             while (line < n && off[line + 1] < e) {
                 size_t cut = (size_t)off[line + 1];
                 if (cut > s) {
-                    if (words ? cs_tf_add_token_words(set, seen, text, s, cut - s, text_len,
-                                                      prefix_len)
-                              : cs_tf_add_token(set, seen, lower + s, cut - s, prefix_len))
+                    if (cs_tf_add_token_words(set, seen, text, s, cut - s, text_len, prefix_len))
                         return -1;
                     s = cut;
                 }
                 line++;
             }
-            if (e > s && (words ? cs_tf_add_token_words(set, seen, text, s, e - s, text_len,
-                                                        prefix_len)
-                                : cs_tf_add_token(set, seen, lower + s, e - s, prefix_len)))
+            if (e > s && cs_tf_add_token_words(set, seen, text, s, e - s, text_len, prefix_len))
                 return -1;
         }
     }

@@ -57,7 +57,7 @@ def _keys(line: bytes) -> set[bytes]:
 
 @pytest.mark.skipif(_tokens_c is None, reason="the compiled kernels are not built")
 @settings(max_examples=300, deadline=None)
-@given(lines=lines_st, meta=st.booleans(), bpk=st.integers(1, 24), plen=st.integers(0, 12))
+@given(lines=lines_st, meta=st.booleans(), bpk=st.integers(1, 24), plen=st.integers(1, 8))
 def test_twins_build_identical_filters(lines, meta, bpk, plen):
     raw = _raw(lines, meta)
     assert _tokens_c.block_filter(raw, bpk, plen) == _tokens_py.block_filter(raw, bpk, plen)
@@ -81,6 +81,8 @@ def test_kernel_rejects_bad_input(mod):
         mod.block_filter(b"\x05\x00\x00")
     with pytest.raises(ValueError):
         mod.block_filter(_raw([b"x"]), 0)
+    with pytest.raises(ValueError):
+        mod.block_filter(_raw([b"x"]), 10, 9)  # keys are single 8-byte words
     with pytest.raises(ValueError):
         mod.may_contain(b"\x00\xff", [1])
     with pytest.raises(ValueError):

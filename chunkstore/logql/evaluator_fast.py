@@ -36,7 +36,7 @@ from chunkstore.errors import CorruptionError
 from chunkstore.logql.evaluator import labels_key
 from chunkstore.querier import snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
-from chunkstore.tokenfilter import SkipGate, chunk_filters, requirements, resolve
+from chunkstore.tokenfilter import SkipGate, chunk_filters, resolve
 
 __all__ = ["count_windows", "MAX_BUCKETS", "ENABLED", "has_metadata"]
 
@@ -205,9 +205,7 @@ def count_windows(store, grid, stats, matchers, flt, range_ns: int, offset_ns: i
     snaps = snapshot_streams(store, matchers, lo, hi)
     stats.streams += len(snaps)
     stats.fast_path = True
-    reqs = requirements(flt.clauses)
-    opts = getattr(store, "options", None)
-    gate = SkipGate(reqs) if reqs and getattr(opts, "token_filters", False) else None
+    gate = SkipGate.for_query(store, flt.clauses)
     zero = bytes(8 * (n if per_window else nb))
     for snap in snaps:
         _sid, labels, chunks, head_snap, start, tombs = unpack_snapshot(snap, lo)

@@ -20,7 +20,7 @@ from chunkstore.logql.evaluator_range import decode_metadata
 from chunkstore.logql.pipeline import Pipeline
 from chunkstore.querier import snapshot_streams, stream_source
 from chunkstore.results import QueryStats
-from chunkstore.tokenfilter import SkipGate, requirements
+from chunkstore.tokenfilter import SkipGate
 
 __all__ = ["StoreSamples", "unpack_snapshot", "without_deleted"]
 
@@ -70,8 +70,7 @@ class StoreSamples(SampleSource):
         pipeline = Pipeline(stages) if stages else None
         snaps = snapshot_streams(store, list(selection.matchers), lo, hi)
         stats.streams += len(snaps)
-        reqs = requirements(selection.clauses)
-        gate = SkipGate(reqs) if reqs and store.options.token_filters else None
+        gate = SkipGate.for_query(store, selection.clauses)
         for snap in snaps:
             _sid, labels, chunks, head_snap, start, tombs = unpack_snapshot(snap, lo)
             if start >= hi:
