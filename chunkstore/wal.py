@@ -636,9 +636,13 @@ class WALWriter:
             raise WALBrokenError(self._broken, self._path())
 
     def _fail(self, what: str, exc: OSError) -> OSError:
-        """Record a fatal error; return the ``OSError`` to raise to the caller."""
-        self._broken = exc
+        """Record a fatal error; return the ``OSError`` to raise to the caller.
+
+        The error is logged before the writer is marked broken, so whoever
+        observes ``broken`` (another thread, a test) also finds the log line.
+        """
         log.error("wal: %s failed, the writer is now broken: %s", what, exc)
+        self._broken = exc
         return OSError(exc.errno, f"wal: {what} failed: {exc.strerror or exc}", exc.filename)
 
     # -- writing -------------------------------------------------------------
