@@ -20,10 +20,24 @@ more streams than systems split a system across ``env`` and ``host``.
 Every stream gets an equal share of the bytes and walks its sample in order
 (mostly), so neighbouring lines look like neighbouring real lines.
 
+Entry timestamps (``Stream.ts``) come in two kinds, chosen by
+``build_corpus(timestamps=...)``; the line text is the same for both:
+
+* ``"random-ns"`` (the default, what every benchmark used before the option
+  existed): each line's entry time is its slot in the stream's day plus a
+  random fraction of the slot, in nanoseconds (about 31 random bits a line),
+  while the text shows that time only to the second, millisecond or
+  microsecond;
+* ``"line"``: what a collector that parses each line's own timestamp gets:
+  the entry time cut to the precision the line renders it at
+  (:func:`line_precision_ns`), so neighbouring lines often share a timestamp.
+
 API::
 
-    build_corpus(target_bytes, *, streams=32, seed=0, with_ids=False, apps=0)
+    build_corpus(target_bytes, *, streams=32, seed=0, with_ids=False, apps=0,
+                 timestamps="random-ns")
         -> list[Stream]           # Stream.labels, Stream.ts, Stream.lines
+    line_precision_ns(labels) -> int
     write_raw(corpus, path) -> int
     corpus_bytes(corpus) -> int
     pick_needles(corpus, k, *, seed=0) -> list[bytes]   # with_ids corpora
@@ -35,7 +49,8 @@ next to the repository) the builder falls back to the synthetic app logs of
 
 Run as a script to build and describe a corpus::
 
-    python benchmarks/corpus.py --size 200 [--streams 32] [--with-ids] [--raw out.log]
+    python benchmarks/corpus.py --size 200 [--streams 32] [--with-ids]
+        [--timestamps line] [--raw out.log]
 """
 
 # Lines are built by ``%``-formatting recipes prepared once (UP031 off): the
@@ -59,11 +74,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "TIMESTAMP_KINDS",
     "Stream",
     "build_corpus",
     "corpus_bytes",
     "corpus_lines",
     "find_loghub",
+    "line_precision_ns",
     "pick_needles",
     "write_raw",
 ]
@@ -76,14 +93,17 @@ START_NS = 1_704_067_200_000_000_000
 #: Every stream spans about one day.
 SPAN_NS = 86_400 * 1_000_000_000
 _NS = 1_000_000_000
+#: the kinds of entry timestamps ``build_corpus(timestamps=...)`` makes (module docstring)
+TIMESTAMP_KINDS = ("random-ns", "line")
 
 
 @dataclass
 class Stream:
     """One stream of a corpus: its labels and parallel, time-ordered columns.
 
-    ``ts`` are integer nanoseconds, strictly increasing; ``lines`` are bytes
-    without the trailing newline (no line contains ``\\n``).
+    ``ts`` are integer nanoseconds, strictly increasing (non-decreasing with
+    ``timestamps="line"``); ``lines`` are bytes without the trailing newline
+    (no line contains ``\\n``).
     """
 
     labels: dict[str, str]
@@ -383,6 +403,49 @@ class _TimeText:
         return out
 
 
+#: nanoseconds of one unit of each sub-second suffix of ``_SYSTEMS`` ("": whole seconds)
+_SUBSECOND_NS = {"": _NS, ".3": 1_000_000, ",3": 1_000_000, ":u": 1_000_000, ".6": 1_000}
+#: the same for the line kinds of the synthetic app streams (``chunkstore.corpus``)
+_APP_KIND_NS = {"logfmt": 1_000_000, "json": 1_000_000, "nginx": _NS, "syslog": _NS}
+
+
+def line_precision_ns(labels: dict[str, str]) -> int:
+    """The precision, in nanoseconds, at which a stream's lines show their own time.
+
+    The finest of the timestamps a line renders: ``1_000_000_000`` for a
+    system whose lines show whole seconds (HDFS, Linux, ...), ``1_000_000``
+    for milliseconds (Hadoop, OpenStack, the logfmt and JSON app streams),
+    ``1_000`` for microseconds (BGL).  ``1`` for a stream this module did not
+    make (its lines are taken to show nanoseconds).
+    """
+    system = labels.get("system")
+    if system in _SYSTEMS:
+        return min(_SUBSECOND_NS[sub] for _fmt, sub in _SYSTEMS[system][1].values())
+    app = labels.get("app")
+    if app is not None:
+        from chunkstore import corpus as app_corpus
+
+        for service in app_corpus.SERVICES:
+            if service.app == app:
+                return _APP_KIND_NS.get(service.kind, 1)
+    return 1
+
+
+def _line_time(corpus: list[Stream]) -> list[Stream]:
+    """The corpus with each entry's time cut to what its line shows (``timestamps="line"``).
+
+    The rendered text truncates the entry time (``frac // 1_000_000`` for
+    milliseconds), so ``ts - ts % precision`` is exactly what parsing the
+    line's timestamp gives back; the lines are the same objects.
+    """
+    out = []
+    for s in corpus:
+        p = line_precision_ns(s.labels)
+        out.append(Stream(s.labels, [t - t % p for t in s.ts] if p > 1 else list(s.ts),
+                          s.lines))
+    return out
+
+
 _POW10 = [10**n for n in range(40)]
 
 
@@ -507,7 +570,8 @@ def _source_key(root: Path | None) -> str:
 
 
 def build_corpus(target_bytes: int, *, streams: int = 32, seed: int = 0, with_ids: bool = False,
-                 apps: int = 0, cache: bool = True) -> list[Stream]:
+                 apps: int = 0, timestamps: str = "random-ns",
+                 cache: bool = True) -> list[Stream]:
     """Build (or load from ``benchmarks/.cache``) a corpus of about ``target_bytes``.
 
     ``target_bytes`` is the raw text size, one newline per line (see
@@ -516,8 +580,14 @@ def build_corpus(target_bytes: int, *, streams: int = 32, seed: int = 0, with_id
     carries loghub system ``i mod 16``; ``apps`` of the streams (the last
     ones) carry synthetic app logs from :mod:`chunkstore.corpus` instead.
     ``with_ids`` appends ``req_id=req-<16 hex>`` to every line, unique in
-    the corpus (see :func:`pick_needles`).  Deterministic for given
-    arguments.  Raises ``ValueError`` for a non-positive size or stream count.
+    the corpus (see :func:`pick_needles`).  ``timestamps`` is the kind of
+    entry times, one of :data:`TIMESTAMP_KINDS` (module docstring): the
+    default ``"random-ns"`` is the corpus every benchmark has always used
+    (same bytes, same cache entry); ``"line"`` is that corpus with each time
+    cut to its line's precision (same lines, derived from the cached corpus,
+    not cached itself).  Deterministic for given arguments.  Raises
+    ``ValueError`` for a non-positive size or stream count or an unknown
+    timestamp kind.
     """
     if target_bytes <= 0:
         raise ValueError(f"corpus: target_bytes must be positive, got {target_bytes}")
@@ -525,6 +595,16 @@ def build_corpus(target_bytes: int, *, streams: int = 32, seed: int = 0, with_id
         raise ValueError(f"corpus: streams must be positive, got {streams}")
     if not 0 <= apps <= streams:
         raise ValueError(f"corpus: apps must be in 0..streams, got {apps}")
+    if timestamps not in TIMESTAMP_KINDS:
+        raise ValueError(f"corpus: timestamps must be one of {TIMESTAMP_KINDS}, "
+                         f"got {timestamps!r}")
+    corpus = _build_or_load(target_bytes, streams, seed, with_ids, apps, cache)
+    return _line_time(corpus) if timestamps == "line" else corpus
+
+
+def _build_or_load(target_bytes: int, streams: int, seed: int, with_ids: bool, apps: int,
+                   cache: bool) -> list[Stream]:
+    """The ``"random-ns"`` corpus, from ``benchmarks/.cache`` when there."""
     root = find_loghub()
     if root is None:
         print("corpus: loghub samples not found (set CHUNKSTORE_LOGHUB); "
@@ -622,13 +702,15 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--with-ids", action="store_true")
     p.add_argument("--apps", type=int, default=0, help="streams of synthetic app logs")
+    p.add_argument("--timestamps", choices=TIMESTAMP_KINDS, default="random-ns",
+                   help="entry timestamps: random nanoseconds (default) or each line's own time")
     p.add_argument("--raw", help="also write the raw text here")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--show", type=int, default=0, help="print N lines of each stream")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     c = build_corpus(int(a.size * 1e6), streams=a.streams, seed=a.seed, with_ids=a.with_ids,
-                     apps=a.apps, cache=not a.no_cache)
+                     apps=a.apps, timestamps=a.timestamps, cache=not a.no_cache)
     dt = time.perf_counter() - t0
     total, n = corpus_bytes(c), corpus_lines(c)
     print(f"{len(c)} streams, {n} lines, {total / 1e6:.1f} MB in {dt:.1f}s")

@@ -48,7 +48,8 @@ def encode_entries(
 def decode_entries(raw: Buffer) -> tuple[list[int], list[bytes], list[Metadata | None]]:
     """Decode and validate a raw block; ``CorruptionError`` with the offset on damage."""
 
-def compress_block(raw: Buffer, codec: int = 1, level: int = 0) -> bytes:
+def compress_block(raw: Buffer, codec: int = 1, level: int = 0,
+                   zstd_params: dict[str, int] | None = None) -> bytes:
     """Compress and frame a raw block as a stored block."""
 
 def decompress_block(stored: Buffer, max_raw_len: int = 67108864) -> bytes:
@@ -69,6 +70,11 @@ class BlockBuilder:
         self, entries: Iterable[PushEntry], max_line_size: int, min_ts: int
     ) -> tuple[int, list[tuple[int, str]], bytes]:
         """Validate and append pushed entries: ``(n_accepted, rejects, wal_raw)``."""
+    def extend_record(
+        self, entries: Iterable[PushEntry], max_line_size: int, min_ts: int, lsn: int,
+        stream_id: int,
+    ) -> tuple[int, list[tuple[int, str]], bytes | None]:
+        """``extend``, returning the framed WAL ENTRIES record (None: nothing accepted)."""
     def extend_raw(self, raw: Buffer) -> int:
         """Append the entries of a raw block (WAL replay); return how many were new."""
     @property

@@ -359,7 +359,8 @@ def _check_max_raw_len(max_raw_len: object, where: str) -> int:
     return limit
 
 
-def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0) -> bytes:
+def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0,
+                   zstd_params: dict | None = None) -> bytes:
     """Compress and frame a raw block as a stored block (FORMAT.md section 3).
 
     ``codec`` is one of ``CODEC_NONE``, ``CODEC_LZ4`` (``level`` ignored),
@@ -367,6 +368,10 @@ def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0) -> bytes
     (needs the ``zstandard`` package; ``level`` 0 means zstd's default).
     Raises ``ValueError`` for an unknown or unavailable codec or a raw block
     above 64 MiB.
+    ``zstd_params`` (zstd only) overrides the level's match-finder settings
+    with ``zstandard.ZstdCompressionParameters`` fields, e.g.
+    ``{"min_match": 6}``; the payload is still one frame with its content
+    size.
     """
     data = _as_bytes(raw)
     codec = _check_codec(codec, "compress_block")
@@ -385,9 +390,18 @@ def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0) -> bytes
             data, store_size=False, mode="high_compression", compression=level
         )
     else:
-        payload = _zstd.ZstdCompressor(level=level).compress(data)
+        payload = _zstd_compress(data, level, zstd_params)
     head = _HEADER.pack(codec, len(data), len(payload)) + payload
     return head + _U32.pack(crc32c(head))
+
+
+def _zstd_compress(data, level, params):
+    """One zstd frame of ``data`` (content size declared) at ``level``, with
+    ``params`` overriding that level's parameters for a source of this size."""
+    if not params:
+        return _zstd.ZstdCompressor(level=level).compress(data)
+    cp = _zstd.ZstdCompressionParameters.from_level(level, source_size=len(data), **params)
+    return _zstd.ZstdCompressor(compression_params=cp).compress(data)
 
 
 def _stored_corrupt(message: str, offset: int) -> CorruptionError:
@@ -632,6 +646,25 @@ class BlockBuilder:
             self._add(int(ts), line, meta)
         wal = _encode_columns(self._ts[first:], self._lines[first:], self._metas[first:])
         return len(self._ts) - first, rejects, wal
+
+    def extend_record(
+        self, entries: Sequence[Any], max_line_size: int, min_ts: int, lsn: int, stream_id: int
+    ) -> tuple[int, list[tuple[int, str]], bytes | None]:
+        """:meth:`extend`, returning the framed WAL ENTRIES record instead of the raw block.
+
+        ``record`` is ``wal_records.encode_entries(lsn, stream_id, wal_raw)``
+        (FORMAT.md section 5), or None when nothing was accepted.  Raises
+        ``ValueError`` for an ``lsn`` or ``stream_id`` outside ``[0, 2**64)``
+        before appending anything.
+        """
+        from chunkstore import wal_records  # the record layout lives there
+
+        if not 0 <= lsn <= 0xFFFFFFFFFFFFFFFF:
+            raise ValueError(f"wal record: lsn must be in [0, 2**64), got {lsn}")
+        if not 0 <= stream_id <= 0xFFFFFFFFFFFFFFFF:
+            raise ValueError(f"wal record: stream id must be in [0, 2**64), got {stream_id}")
+        n, rejects, raw = self.extend(entries, max_line_size, min_ts)
+        return n, rejects, (wal_records.encode_entries(lsn, stream_id, raw) if n else None)
 
     def extend_raw(self, raw: object) -> int:
         """Append the entries of a raw block (WAL replay); return how many were new.

@@ -195,20 +195,31 @@ class SegmentWriter:
             return offset
 
     def sync(self) -> None:
-        """Make every appended chunk durable (fsync).
+        """Make every chunk appended so far durable (fsync); thread-safe.
 
         A failed fsync is fatal for this writer: the ``OSError`` propagates
         and every later :meth:`append`/:meth:`sync` raises ``OSError`` too.
         """
         with self._lock:
-            fd = self._usable_fd()
+            fd = self._usable_fd()  # raises when closed or failed
             size = self._size
-            try:
-                os.fsync(fd)
-            except BaseException as exc:
+            if size <= self._synced_size:
+                return
+            # fsync a duplicate without the lock: the writer may append the
+            # next chunk meanwhile (the store's seal committer fsyncs from its
+            # own thread), and the duplicate outlives a concurrent close().
+            fd = os.dup(fd)
+        try:
+            os.fsync(fd)
+        except BaseException as exc:
+            with self._lock:
                 self._failed = exc
-                raise
-            self._synced_size = size
+            raise
+        finally:
+            os.close(fd)
+        with self._lock:
+            if size > self._synced_size:
+                self._synced_size = size
 
     def close(self) -> None:
         """Fsync anything not yet synced (unless the writer failed) and close.

@@ -12,8 +12,10 @@ smaller, and faster to decompress than lz4) — into full-size chunks:
   expired entries, and re-cut, in time order, into new blocks of about
   ``compact_block_size`` raw bytes (default 4 MiB, 16x the ingest block:
   larger blocks compress better), compressed in the target codec at the level
-  in ``COMPACT_LEVELS``, each with its token filter
-  (``chunkstore.tokenfilter.block_filter``);
+  in ``COMPACT_LEVELS`` (zstd with the match-finder settings of
+  ``COMPACT_ZSTD_PARAMS``), each with its token filter at
+  ``COMPACT_FILTER_BITS_PER_KEY`` bits per key (cold data: smaller filters,
+  a few more false positives; see the constants);
 * empty results are dropped.
 
 Compaction also reclaims space: a segment file whose dead bytes (chunks
@@ -47,17 +49,47 @@ from chunkstore.chunkfile_format import SEGMENT_HEADER_LEN
 from chunkstore.index import ChunkRef
 from chunkstore.index_log import CHUNK, TOMBSTONE_DONE
 from chunkstore.options import _CODECS
-from chunkstore.tokenfilter import block_filter
+from chunkstore.tokenfilter import PREFIX_LEN
 
-__all__ = ["COMPACT_LEVELS", "CompactionReport", "compact"]
+__all__ = ["COMPACT_FILTER_BITS_PER_KEY", "COMPACT_LEVELS", "COMPACT_ZSTD_PARAMS",
+           "CompactionReport", "block_filter", "compact"]
 
 #: compression level of the blocks compaction builds, per codec id (0 or
 #: absent: the codec's default; lz4-hc's is 9).  Measured on the 200 MB loghub
-#: corpus of benchmarks/bench_retention.py, 4 MiB blocks, store bytes vs gzip -6
-#: of the raw text: zstd level 3 1.21x (530 MB/s), 9 1.06x (100 MB/s), 12
-#: 1.05x (45 MB/s), 15 1.02x (14 MB/s), 16 0.97x (6 MB/s).  Compaction holds
-#: the store lock, so its speed is also how long writers wait.
+#: corpus of benchmarks/bench_retention.py (random-ns timestamps), the 64
+#: re-cut 4 MiB blocks, zstd payload bytes vs gzip -6 of the raw text (27.62 MB)
+#: and compression speed per core: level 3 1.21x (540 MB/s), 6 1.10x (165 MB/s),
+#: 9 1.06x (110 MB/s), 11 1.05x (60 MB/s), 13 1.03x (25 MB/s), 16 0.97x
+#: (6 MB/s).  Compaction holds the store lock, so its speed is also how long
+#: writers wait: the default stays well above 20 MB/s per core.
 COMPACT_LEVELS = {_kernels.block.CODEC_ZSTD: 9}
+
+#: zstd parameters that replace the level's own when compaction compresses at
+#: that level (names of ``zstandard.ZstdCompressionParameters``; a level not
+#: listed uses zstd's parameters for it).  Log text is full of random digits
+#: and ids, where a 5-byte match is mostly noise: matches of at least 6 bytes,
+#: searched a little deeper, give 2.9% fewer payload bytes on the loghub corpus
+#: above (2.7% on the synthetic app logs of chunkstore.corpus, 5.5% on the
+#: loghub corpus with request ids) at about 0.7x the compression speed (75 MB/s
+#: per core; the whole compaction about 53 MB/s per core instead of 67).  Tried
+#: and not kept: long-distance matching (1% larger: a 4 MiB block is inside the
+#: window anyway), other windows (within 0.4%), btopt settings (9-11% smaller
+#: on the loghub corpus but at 10-20 MB/s per core, and no better than plain
+#: level 16 on the app logs).  The payload stays one zstd frame with its
+#: content size (FORMAT.md section 3).
+COMPACT_ZSTD_PARAMS: dict[int, dict[str, int]] = {9: {"min_match": 6, "search_log": 6}}
+
+#: Bloom filter bits per distinct key of the token filters of the blocks
+#: compaction builds (blocks cut at ingest use ``tokenfilter.BITS_PER_KEY``,
+#: 10).  Readers size a filter by its length and ``k`` byte, so any value is
+#: the same format (FORMAT.md section 4).  Measured on the re-cut 4 MiB blocks
+#: of the loghub corpus, false positives for one key (a short token) and for
+#: two (a long token's ends): 10 bits 0.8% / 0.007%, filters 1.16% of the raw
+#: bytes; 8 bits 2.2% / 0.05%, 0.93%; 6 bits 5.6% / 0.3%, 0.70%.  Cold data is
+#: searched less often than it is stored: 8 bits saves a fifth of the filter
+#: bytes (1.6% of the zstd store) for 1.4 more blocks scanned per 100 that a
+#: short-token needle could skip.
+COMPACT_FILTER_BITS_PER_KEY = 8
 
 
 @dataclass
@@ -273,6 +305,18 @@ def _compact_streams(store, rep, codec_id, now, policy, applicable, mostly_dead,
             rep.bytes_after += len(data)
 
 
+def block_filter(raw_block) -> bytes:
+    """The token filter of a block compaction builds (``COMPACT_FILTER_BITS_PER_KEY``)."""
+    return _kernels.tokens.block_filter(raw_block, COMPACT_FILTER_BITS_PER_KEY, PREFIX_LEN)
+
+
+def compress_block(raw: bytes, codec_id: int, level: int) -> bytes:
+    """The stored block (FORMAT.md section 3) of a raw block compaction built:
+    the kernel's ``compress_block`` with the ``COMPACT_ZSTD_PARAMS`` of its level."""
+    params = COMPACT_ZSTD_PARAMS.get(level) if codec_id == _kernels.block.CODEC_ZSTD else None
+    return _kernels.block.compress_block(raw, codec_id, level, zstd_params=params)
+
+
 def _kept_filter(reader, ref, meta, bm, i: int, cache: dict) -> bytes:
     """The token filter of block ``i`` of a chunk, for a copy of the block (b"": none).
 
@@ -379,7 +423,7 @@ class _BlockCutter:
         lines = self.lines[a:b]
         metas = self.metas[a:b]
         raw = _kernels.block.encode_entries(ts, lines, metas if any(metas) else None)
-        stored = _kernels.block.compress_block(raw, self.codec_id, self.level)
+        stored = compress_block(raw, self.codec_id, self.level)
         self.out.append((stored, b - a, ts[0], ts[-1], sum(map(len, lines)),
                          block_filter(raw) if self.with_filters else b""))
         self.written += 1
@@ -392,6 +436,7 @@ def _maybe_rewrite_index(store) -> None:
     from chunkstore.store import chunk_record
 
     live = len(store.index.chunks) + len(store.index.streams) + len(store._tombstones)
+    store._commit_seals()  # the rewrite replaces the log: queued records first
     if store._index_log.records_written < 2 * live + 64:
         return
     records = []

@@ -16,27 +16,35 @@ import time
 from dataclasses import dataclass
 
 from chunkstore import _kernels
-from chunkstore.tokenfilter import FilterBuilder
+from chunkstore.cut_worker import CutBlockWorker
 
 __all__ = ["CutBlock", "StreamHead"]
 
 I64_MIN = -(1 << 63)
 I64_MAX = (1 << 63) - 1
+#: bytes a cut block holds besides its stored bytes: the CutBlock object and
+#: its ints (~250) and the token filter of a small block (~250; measured
+#: with tracemalloc on a head under memory pressure)
+CUT_BLOCK_OVERHEAD = 512
 
 
 @dataclass(slots=True)
 class CutBlock:
-    """A compressed block of the open chunk, waiting to be sealed."""
+    """A compressed block of the open chunk, waiting to be sealed.
 
-    stored: bytes
+    ``stored`` is None (and ``token_filter`` ``tokenfilter.PENDING``) while
+    the cut-block worker finishes it; readers settle it first.
+    """
+
+    stored: bytes | None
     n_entries: int
     min_ts: int
     max_ts: int
     text_len: int
     raw_len: int
-    #: FORMAT.md section 4: bytes, a Future of them while the FilterBuilder
-    #: works (tokenfilter.resolve), or b"" for none (filters switched off)
-    token_filter: object = b""
+    #: FORMAT.md section 4: bytes, ``tokenfilter.PENDING`` while the
+    #: worker builds it, or b"" for none (filters switched off)
+    token_filter: bytes | None = b""
 
 
 class StreamHead:
@@ -49,7 +57,7 @@ class StreamHead:
     __slots__ = (
         "stream_id", "labels", "builder", "cut", "cut_stored_bytes", "first_lsn",
         "last_lsn", "max_ts", "chunk_min_ts", "chunk_max_ts", "last_append",
-        "_snapshot_raw",
+        "_snapshot_raw", "_unfinished", "_unfinished_raw",
     )
 
     def __init__(self, stream_id: int, labels, max_ts: int = I64_MIN):
@@ -57,7 +65,12 @@ class StreamHead:
         self.labels = labels
         self.builder = _kernels.block.BlockBuilder()
         self.cut: list[CutBlock] = []
+        #: stored bytes of the finished cut blocks (the chunk-size trigger)
         self.cut_stored_bytes = 0
+        # cut blocks the worker has not finished, and their raw bytes (counted
+        # as memory until reconcile() swaps in the stored size)
+        self._unfinished: list[CutBlock] = []
+        self._unfinished_raw = 0
         self.first_lsn = 0  # 0: nothing unsealed
         self.last_lsn = 0
         self.max_ts = max_ts  # newest ts of the whole stream (sealed + head)
@@ -84,29 +97,58 @@ class StreamHead:
                 self.max_ts = hi
         self._snapshot_raw = None
 
-    def cut_block(self, codec: int, filters: FilterBuilder | None = None) -> CutBlock | None:
-        """Compress the head block into a cut block of the open chunk.
+    def cut_block(self, codec: int, worker: CutBlockWorker | None = None) -> CutBlock | None:
+        """Turn the head block into a cut block of the open chunk.
 
-        ``filters`` builds its token filter (None: no filter).
+        ``worker`` compresses it and builds its token filter on its thread
+        (None: compress here, no filter).
         """
         b = self.builder
         if not b.n_entries:
             return None
         raw = b.build()
-        stored = _kernels.block.compress_block(raw, codec)
-        tf = filters.submit(raw) if filters is not None else b""
-        blk = CutBlock(stored, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw), tf)
+        blk = CutBlock(None, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw))
+        if worker is None:
+            blk.stored = _kernels.block.compress_block(raw, codec)
+        else:
+            worker.submit(raw, blk, codec)
         b.reset()
         self.cut.append(blk)
-        self.cut_stored_bytes += len(stored)
+        if blk.stored is None:
+            self._unfinished.append(blk)
+            self._unfinished_raw += len(raw)
+        else:
+            self.cut_stored_bytes += len(blk.stored)
         self._snapshot_raw = None
         return blk
 
-    def take_chunk(self, codec: int, filters: FilterBuilder | None = None) -> list[CutBlock]:
-        """Cut the head block and hand over every block of the open chunk."""
-        self.cut_block(codec, filters)
+    def reconcile(self) -> None:
+        """Count the cut blocks the worker has finished by their stored size."""
+        if not self._unfinished:
+            return
+        left = []
+        for blk in self._unfinished:
+            stored = blk.stored
+            if stored is None:
+                left.append(blk)
+            else:
+                self._unfinished_raw -= blk.raw_len
+                self.cut_stored_bytes += len(stored)
+        self._unfinished = left
+
+    def unfinished_bound(self) -> int:
+        """At most the stored size the unfinished cut blocks will have (lz4 and
+        zstd expand incompressible data by well under 1%, plus a 13-byte frame)."""
+        return self._unfinished_raw + self._unfinished_raw // 64 + 64 * len(self._unfinished)
+
+    def take_chunk(self, codec: int, worker: CutBlockWorker | None = None) -> list[CutBlock]:
+        """Cut the head block and hand over every block of the open chunk
+        (the caller settles them with the worker before using their bytes)."""
+        self.cut_block(codec, worker)
         blocks, self.cut = self.cut, []
         self.cut_stored_bytes = 0
+        self._unfinished = []
+        self._unfinished_raw = 0
         self.chunk_min_ts = I64_MAX
         self.chunk_max_ts = I64_MIN
         self.first_lsn = 0
@@ -118,8 +160,14 @@ class StreamHead:
         return not self.cut and not self.builder.n_entries
 
     def memory_bytes(self) -> int:
-        """What the head holds: builder buffers (capacity, not just content) and cut blocks."""
-        return self.builder.memory_bytes() + self.cut_stored_bytes
+        """What the head holds: builder buffers (capacity, not just content) and cut blocks.
+
+        A cut block costs more than its stored bytes: its object, ints and
+        token filter (``CUT_BLOCK_OVERHEAD``, an estimate); under memory
+        pressure a head may hold many small ones, so that is counted too.
+        """
+        return (self.builder.memory_bytes() + self.cut_stored_bytes + self._unfinished_raw
+                + len(self.cut) * CUT_BLOCK_OVERHEAD)
 
     def release_idle_buffers(self) -> int:
         """Free an empty builder's buffers (kept across cuts for speed); bytes released."""
@@ -137,12 +185,17 @@ class StreamHead:
         return self.chunk_min_ts, self.chunk_max_ts
 
     # -- read path -----------------------------------------------------------
-    def snapshot(self) -> tuple[list[CutBlock], bytes | None, int, int]:
+    def snapshot(self, worker: CutBlockWorker | None = None
+                 ) -> tuple[list[CutBlock], bytes | None, int, int]:
         """Immutable view for readers: cut blocks, raw head block, bounds.
 
-        The raw head block is cached until the next append so that repeated
-        queries (e.g. ``tail``) do not re-encode an unchanged head.
+        Cut blocks the ``worker`` has not finished are waited for (readers
+        scan stored bytes).  The raw head block is cached until the next
+        append so that repeated queries (e.g. ``tail``) do not re-encode an
+        unchanged head.
         """
+        if self._unfinished and worker is not None:
+            worker.settle(self._unfinished)
         raw = None
         b = self.builder
         if b.n_entries:

@@ -123,7 +123,7 @@ def snapshot_streams(store, matchers, start: int, end: int):
                 continue
             chunks = entry.chunks_overlapping(s, end)
             head = store.heads.get(sid)
-            hs = head.snapshot() if head is not None and not head.empty else None
+            hs = head.snapshot(store._cut_worker) if head is not None and not head.empty else None
             if not chunks and hs is None:
                 continue
             tombs = [t for t in applicable(store, entry.labels) if t.start < end and t.end > s]
@@ -203,7 +203,7 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
         for b in cut:
             if b.max_ts < start or b.min_ts >= end:
                 continue
-            if gate is not None and not gate.may_match(resolve(b.token_filter, wait=False)):
+            if gate is not None and not gate.may_match(resolve(b.token_filter)):
                 stats.blocks_filtered += 1
                 continue
 

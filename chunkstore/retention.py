@@ -179,6 +179,7 @@ def drop_chunks(store, chunk_ids: list[int], removed: list | None = None,
     records = list(extra_records or [])
     if chunk_ids:
         records.append((DROP, list(chunk_ids)))
+    store._commit_seals()  # queued CHUNK records go first: a DROP never precedes its CHUNK
     try:
         store._index_log.append(records, sync=True)
     except BaseException as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from chunkstore import _kernels, wal_records
 from chunkstore.chunkfile import SegmentReader, SegmentWriter, encode_chunk
+from chunkstore.cut_worker import CutBlockWorker
 from chunkstore.errors import (
     ChunkstoreError,
     EntryRejected,
@@ -38,8 +39,9 @@ from chunkstore.index import ChunkRef, MemIndex
 from chunkstore.index_log import CHUNK, STREAM, IndexLog
 from chunkstore.labels import Labels
 from chunkstore.options import StoreOptions
+from chunkstore.seal_commit import SealCommitter
 from chunkstore.timeutil import I64_MIN, now_ns, to_ns
-from chunkstore.tokenfilter import FilterBuilder, resolve
+from chunkstore.tokenfilter import resolve
 
 __all__ = ["Store", "PushResult", "Stream", "open_store"]
 
@@ -52,6 +54,11 @@ class PushResult:
 
     accepted: int = 0
     rejected: list = field(default_factory=list)  # (labels, ts, reason)
+
+
+#: a head block smaller than this is not cut under memory pressure: the few
+#: bytes freed do not pay for another block (and its index entry and filter)
+_MIN_PRESSURE_CUT = 4096
 
 
 class Stream:
@@ -132,6 +139,10 @@ class Store:
         self._segment_of_day: dict[str, str] = {}
         self._wal_seg_max_lsn: dict[int, int] = {}
         self._head_mem = 0
+        self._unfinished_heads: set[StreamHead] = set()  # cut blocks the worker still has
+        # per-append constants of the options, computed once for the hot path
+        self._max_line = options.max_line_size or (1 << 62)
+        self._ooo_ns = options.ooo_window_ns
         self._to_seal: set[int] = set()
         self.next_stream_id = 1
         self.next_chunk_id = 1
@@ -141,10 +152,14 @@ class Store:
         self._lock_fd: int | None = None
         self._wal = None
         self._index_log: IndexLog | None = None
+        #: fsyncs sealed chunks and appends their index records off the
+        #: writer's thread (chunkstore/seal_commit.py); None when read-only
+        self._committer: SealCommitter | None = None
         self._maint_thread: threading.Thread | None = None
-        #: builds the token filters of cut blocks off the writer's thread (None: off)
-        self._filters: FilterBuilder | None = (
-            FilterBuilder() if options.token_filters and not read_only else None)
+        #: compresses cut blocks and builds their token filters off the
+        #: writer's thread (a reader compresses the few it cuts itself)
+        self._cut_worker: CutBlockWorker | None = (
+            None if read_only else CutBlockWorker(filters=options.token_filters))
         self._maint_stop = threading.Event()
         self._reader_signature = None
         self._tombstones: dict = {}
@@ -197,6 +212,7 @@ class Store:
         with self._lock:
             self._check_writable()
             self._wal.sync()
+            self._commit_seals()
 
     def close(self) -> None:
         """Seal every open chunk, sync, release the lock.  Idempotent."""
@@ -213,11 +229,14 @@ class Store:
                 if not self.read_only and self._broken is None:
                     self._seal([h for h in self.heads.values() if not h.empty])
                     self._truncate_wal()
+                    self._commit_seals()
                     self._index_log.sync()
             finally:
                 self._closed = True
-                if self._filters is not None:
-                    self._filters.close()
+                if self._committer is not None:
+                    self._committer.close()
+                if self._cut_worker is not None:
+                    self._cut_worker.close()
                 if self._wal is not None:
                     try:
                         self._wal.close()
@@ -241,8 +260,10 @@ class Store:
         self._maint_stop.set()
         with self._lock:
             self._closed = True
-            if self._filters is not None:
-                self._filters.close(wait=False)
+            if self._cut_worker is not None:
+                self._cut_worker.close(wait=False)
+            if self._committer is not None:
+                self._committer.close(wait=False)
             if self._wal is not None:
                 self._wal._abandon() if hasattr(self._wal, "_abandon") else None
             for r in self._readers.values():
@@ -261,7 +282,17 @@ class Store:
         The cache key is the caller's own item order, so the common case (a
         collector reusing the same dict) costs one tuple and one dict lookup.
         """
-        if isinstance(labels, Mapping) and not isinstance(labels, Labels):
+        if type(labels) is dict:  # the common case, before the slower ABC checks
+            try:
+                key = tuple(labels.items())
+                sid = self._label_cache.get(key)
+            except TypeError:
+                key, sid = None, None
+            if sid is not None:
+                head = self.heads.get(sid)
+                if head is not None:
+                    return sid, head
+        elif isinstance(labels, Mapping) and not isinstance(labels, Labels):
             try:
                 key = tuple(labels.items())
                 sid = self._label_cache.get(key)
@@ -358,7 +389,7 @@ class Store:
                     raise TypeError(
                         f"push: expected (labels, entries) pairs, got {type(item).__name__}"
                     ) from None
-                if not isinstance(entries, list):
+                if type(entries) is not list:
                     entries = list(entries)
                 try:
                     sid, head = self._resolve(labels)
@@ -384,12 +415,26 @@ class Store:
         self._wal_write(records, touched)
 
     def _extend(self, sid, head, entries, result, records, touched, labels) -> None:
-        opts = self.options
-        floor = head.max_ts - opts.ooo_window_ns if head.max_ts != I64_MIN else I64_MIN
+        """Validate and append ``entries`` to one head; queue their WAL record.
+
+        The hot path of every push: one C call validates, appends and frames
+        the WAL record (``BlockBuilder.extend_record``); Python-level work is
+        per call, not per entry, except for rejected entries.
+        """
+        b = head.builder
+        max_ts = head.max_ts
+        floor = max_ts - self._ooo_ns if max_ts != I64_MIN else I64_MIN
         if floor < I64_MIN:
             floor = I64_MIN
-        mem0 = head.memory_bytes()
-        n, rejects, raw = head.builder.extend(entries, opts.max_line_size or (1 << 62), floor)
+        bmem0 = b.memory_bytes()
+        lsn = self.next_lsn
+        n, rejects, record = b.extend_record(entries, self._max_line, floor, lsn, sid)
+        if n:  # _emitted, inlined on the hot path
+            self.next_lsn = lsn + 1
+            records.append(record)
+            head.note_append(lsn)
+            touched.append(head)
+            result.accepted += n
         if rejects:
             retry = []
             for idx, reason in rejects:
@@ -404,22 +449,19 @@ class Store:
                 result.rejected.append((labels, ts, reason))
             if retry:
                 # Converted datetimes go through the same C path, once more.
-                if n:
-                    self._emit(head, sid, raw, records, touched)
-                n2, rej2, raw2 = head.builder.extend(retry, opts.max_line_size or (1 << 62), floor)
+                lsn = self.next_lsn
+                n, rej2, record = b.extend_record(retry, self._max_line, floor, lsn, sid)
                 for idx, reason in rej2:
                     result.rejected.append((labels, retry[idx][0], reason))
-                result.accepted += n
-                n, raw = n2, raw2
-        if n:
-            self._emit(head, sid, raw, records, touched)
-            result.accepted += n
-        self._head_mem += head.memory_bytes() - mem0
+                if n:
+                    self._emitted(head, lsn, record, records, touched)
+                    result.accepted += n
+        self._head_mem += b.memory_bytes() - bmem0
 
-    def _emit(self, head, sid, raw, records, touched) -> None:
-        lsn = self.next_lsn
-        self.next_lsn += 1
-        records.append(wal_records.encode_entries(lsn, sid, raw))
+    def _emitted(self, head, lsn, record, records, touched) -> None:
+        """Account for a WAL record of ``head``'s new entries (sequence ``lsn``)."""
+        self.next_lsn = lsn + 1
+        records.append(record)
         head.note_append(lsn)
         touched.append(head)
 
@@ -444,35 +486,28 @@ class Store:
 
     def _after_append(self, touched: list[StreamHead]) -> None:
         opts = self.options
-        codec = opts.codec_id
         max_age = opts.chunk_max_age_ns
+        target = opts.chunk_target_size
         for head in touched:
+            if head._unfinished:
+                self._reconcile(head)
             if head.builder.size_bytes >= opts.block_size:
-                mem0 = head.memory_bytes()
-                head.cut_block(codec, self._filters)
-                self._head_mem += head.memory_bytes() - mem0
-            if head.cut_stored_bytes >= opts.chunk_target_size or (
+                self._cut(head)
+            if head._unfinished and head.cut_stored_bytes + head.unfinished_bound() >= target:
+                # The worker's blocks may complete the chunk: wait for them so
+                # the seal decision (and so the chunk layout) is exactly what
+                # compressing inline would give.
+                self._reconcile(head, settle=True)
+            if head.cut_stored_bytes >= target or (
                 head.chunk_max_ts - head.chunk_min_ts > max_age
             ):
                 self._to_seal.add(head.stream_id)
-        if opts.head_memory_budget and self._head_mem > opts.head_memory_budget:
-            # Seal the largest heads until well under budget (Loki's ingesters
-            # grow without bound here; we do not).
-            target = opts.head_memory_budget * 3 // 4
-            by_size = sorted(self.heads.values(), key=lambda h: h.memory_bytes(), reverse=True)
-            mem = self._head_mem
-            for h in by_size:
-                if mem <= target:
-                    break
-                freed = h.release_idle_buffers()  # an empty builder: no seal needed
-                if freed:
-                    self._head_mem -= freed
-                    mem -= freed
-                    if h.empty:
-                        continue
-                if not h.empty:
-                    self._to_seal.add(h.stream_id)
-                    mem -= h.memory_bytes()
+        budget = opts.head_memory_budget
+        if budget and self._head_mem > budget:
+            for head in list(self._unfinished_heads):  # count them exactly first
+                self._reconcile(head, settle=True)
+            if self._head_mem > budget:
+                self._relieve_memory_pressure()
         if self._to_seal:
             heads = [self.heads[s] for s in self._to_seal if s in self.heads]
             self._to_seal.clear()
@@ -481,6 +516,67 @@ class Store:
         elif opts.wal_max_bytes and self._wal.size_bytes() > opts.wal_max_bytes:
             self._seal_oldest_wal_holders()
 
+    def _cut(self, head: StreamHead):
+        """Cut ``head``'s block (the worker finishes it), keeping the memory count."""
+        mem0 = head.memory_bytes()
+        blk = head.cut_block(self.options.codec_id, self._cut_worker)
+        self._head_mem += head.memory_bytes() - mem0
+        if head._unfinished:
+            self._unfinished_heads.add(head)
+        return blk
+
+    def _reconcile(self, head: StreamHead, *, settle: bool = False) -> None:
+        """Count ``head``'s finished cut blocks by stored size (``settle``: wait for all)."""
+        if settle and head._unfinished:
+            self._cut_worker.settle(head._unfinished)
+        mem0 = head.memory_bytes()
+        head.reconcile()
+        self._head_mem += head.memory_bytes() - mem0
+        if not head._unfinished:
+            self._unfinished_heads.discard(head)
+
+    def _relieve_memory_pressure(self) -> None:
+        """Bring the head under budget: compress first, seal only what that cannot free.
+
+        Loki's ingesters grow without bound here; we do not.  Cutting the
+        head block of the largest heads (compressing it into a cut block and
+        freeing the builder's buffers) keeps their entries in memory at a
+        fraction of the size, so with many streams the chunks sealed later
+        are several times larger and fewer than if pressure sealed at once;
+        a smaller in-memory index and better compression follow.  Only when
+        compressed data alone keeps the head over ``3/4`` of the budget are
+        the largest heads sealed (queued in ``_to_seal``).
+        """
+        opts = self.options
+        target = opts.head_memory_budget * 3 // 4
+        heads = list(self.heads.values())
+        heads.sort(key=lambda h: h.builder.memory_bytes(), reverse=True)
+        cut: list[StreamHead] = []
+        expect = self._head_mem
+        for h in heads:
+            bmem = h.builder.memory_bytes()
+            if expect <= target or bmem < _MIN_PRESSURE_CUT:
+                break
+            if h.builder.n_entries:
+                self._cut(h)  # the worker compresses these in parallel
+                cut.append(h)
+            mem0 = h.memory_bytes()
+            h.release_idle_buffers()
+            self._head_mem += h.memory_bytes() - mem0
+            expect -= bmem * 3 // 4  # what compression frees, roughly (lz4 on logs: 3-6x)
+        for h in cut:
+            self._reconcile(h, settle=True)
+        mem = self._head_mem
+        if mem <= target:
+            return
+        heads.sort(key=lambda h: h.memory_bytes(), reverse=True)
+        for h in heads:
+            if mem <= target:
+                break
+            if not h.empty:
+                self._to_seal.add(h.stream_id)
+                mem -= h.memory_bytes()
+
     # ------------------------------------------------------------------
     # sealing
     def _segment_for(self, min_ts: int) -> tuple[str, SegmentWriter]:
@@ -488,6 +584,7 @@ class Store:
         name = self._segment_of_day.get(day)
         seg = self._segments.get(name) if name else None
         if seg is not None and seg.size >= self.options.segment_max_size:
+            self._commit_seals()  # queued fsyncs of this file first
             seg.close()
             del self._segments[name]
             seg = None
@@ -517,10 +614,13 @@ class Store:
                 continue
             mem0 = head.memory_bytes()
             last_lsn = head.last_lsn
-            blocks = head.take_chunk(codec, self._filters)
+            blocks = head.take_chunk(codec, self._cut_worker)
             if release_memory:
                 head.builder = _kernels.block.BlockBuilder()
             self._head_mem += head.memory_bytes() - mem0
+            self._unfinished_heads.discard(head)
+            if self._cut_worker is not None:
+                self._cut_worker.settle(blocks)
             chunk_bytes, meta = encode_chunk(
                 head.labels.fingerprint,
                 head.labels.canonical,
@@ -553,23 +653,37 @@ class Store:
             pending.append(ref)
         if not pending:
             return []
+        # The segment fsync and then the index-log append (not fsynced: until
+        # the WAL segments holding these entries are removed, and
+        # _truncate_wal syncs the log first, a lost record only leaves an
+        # unrecorded chunk, cut at open, whose entries the WAL replays;
+        # FORMAT.md section 7) run on the committer's thread, in order.
+        # Readers need neither: the chunk is in the in-memory index now.
         try:
-            for seg in touched_segments.values():
-                # a segment rotated out during this seal was fsynced by its close()
-                if not seg.closed:
-                    seg.sync()
-            # Not fsynced here: until the WAL segments holding these entries
-            # are removed (_truncate_wal syncs the log first), a lost record
-            # only leaves an unrecorded chunk, cut at open, whose entries the
-            # WAL replays (FORMAT.md section 7).  Sealing 32 streams one by
-            # one would otherwise cost an index fsync each.
-            self._index_log.append(index_records, sync=False)
+            self._committer.submit(
+                [seg for seg in touched_segments.values() if not seg.closed], index_records)
         except BaseException as exc:
             self._broken = exc
             raise
         for ref in pending:
             self.index.add_chunk(ref)
         return pending
+
+    def _commit_seals(self) -> None:
+        """Wait until every sealed chunk's segment is fsynced and its record is in the
+        index log; before anything that needs those records (or appends after them)."""
+        if self._committer is None:
+            return
+        try:
+            self._committer.drain()
+        except BaseException as exc:
+            self._broken = exc
+            raise
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        """The committer thread's failure: the store stops writing until reopened."""
+        if self._broken is None:
+            self._broken = exc
 
     def _truncate_wal(self) -> None:
         """Remove WAL segments whose every entry is sealed."""
@@ -584,6 +698,7 @@ class Store:
         if not removable:
             return
         upto = max(removable) + 1
+        self._commit_seals()
         try:
             self._index_log.sync()  # the sealed chunks' records, before their WAL goes
         except BaseException as exc:

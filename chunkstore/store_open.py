@@ -38,6 +38,7 @@ from chunkstore.index_log import (
     scan_index_log,
 )
 from chunkstore.labels import Labels
+from chunkstore.seal_commit import SealCommitter
 
 log = logging.getLogger("chunkstore.store")
 
@@ -336,6 +337,7 @@ def _open_writer(store, report: OpenReport) -> None:
     ilog.open_append(store._index_end)
     ilog.records_written = report.index_records
     store._index_log = ilog
+    store._committer = SealCommitter(ilog, store._commit_failed)
     # Orphans go to lost+found (durably) while the damage is still on disk;
     # only later may the repaired log, which no longer shows it, be written.
     _remove_orphans(store, report)
@@ -353,7 +355,7 @@ def _open_writer(store, report: OpenReport) -> None:
     # Cut oversized heads into blocks so the head holds compressed data.
     for head in store.heads.values():
         if head.builder.size_bytes >= opts.block_size:
-            head.cut_block(opts.codec_id, store._filters)
+            store._cut(head)
     store._head_mem = sum(h.memory_bytes() for h in store.heads.values())
     if opts.maintenance_interval > 0:
         t = threading.Thread(target=store._maintenance_loop, name="chunkstore-maintenance",

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from chunkstore._kernels import tokens as _tokens
 from chunkstore.errors import CorruptionError
 
 __all__ = ["BITS_PER_KEY", "PREFIX_LEN", "block_filter", "needle_keys", "requirements",
-           "block_may_match", "SkipGate", "FilterBuilder", "resolve", "chunk_filters"]
+           "block_may_match", "SkipGate", "PENDING", "resolve",
+           "chunk_filters"]
 
 #: Bloom filter bits per distinct key: about 0.8% false positives (k = 7).
 BITS_PER_KEY = 10
@@ -151,65 +150,14 @@ class SkipGate:
         return ok
 
 
-class FilterBuilder:
-    """Builds the filters of a writer's cut blocks on one worker thread.
-
-    The kernel runs without the GIL, so on a machine with a spare core the
-    writer's ``push()`` loop does not wait for it: a cut block holds a
-    ``Future`` until it is sealed (:func:`resolve` waits then) and queries
-    of the head use a filter only once it is ready.  At most
-    ``MAX_PENDING`` raw blocks wait for the worker; beyond that the filter
-    is built in the caller's thread, which bounds the memory held.
-    """
-
-    MAX_PENDING = 8
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending = 0
-        self._lock = threading.Lock()
-
-    def submit(self, raw_block: bytes):
-        """The filter of ``raw_block``: bytes, or a Future of them."""
-        with self._lock:
-            if self._pending >= self.MAX_PENDING:
-                busy = True
-            else:
-                busy = False
-                self._pending += 1
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="chunkstore-filters")
-        if busy:
-            return block_filter(raw_block)
-        fut = self._pool.submit(block_filter, raw_block)
-        fut.add_done_callback(self._done)
-        return fut
-
-    def _done(self, _fut) -> None:
-        with self._lock:
-            self._pending -= 1
-
-    def close(self, wait: bool = True) -> None:
-        """Stop the worker (``wait``: after the queued filters are built)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=not wait)
+#: a cut block's ``token_filter`` while the cut-block worker builds it
+#: (chunkstore/cut_worker.py)
+PENDING = None
 
 
-def resolve(token_filter, wait: bool = True) -> bytes:
-    """A cut block's filter as bytes; b"" when it is still being built and not ``wait``.
-
-    A filter whose build failed (it never should: the block was just
-    encoded) is dropped, not raised: a block without a filter is scanned.
-    """
-    if isinstance(token_filter, Future):
-        if not wait and not token_filter.done():
-            return b""
-        try:
-            return token_filter.result()
-        except Exception:  # noqa: BLE001 - a missing filter only costs a scan
-            return b""
-    return token_filter
+def resolve(token_filter) -> bytes:
+    """A cut block's filter as bytes; b"" (scan it) while it is still being built."""
+    return b"" if token_filter is PENDING else token_filter
 
 
 def chunk_filters(reader, meta, gate: SkipGate | None):

@@ -61,6 +61,8 @@ def verify_store(store) -> VerifyReport:
     root = store.path
     with store._lock:
         store._check_open()
+        if not store.read_only:
+            store._commit_seals()  # sealed chunks' records are in the log we read
         refs = list(store.index.chunks.values())
     # index log: damage in the middle always; the tail when it is not a write in progress
     try:

@@ -444,9 +444,11 @@ class WALWriter:
     - ``"always"``: every :meth:`write` is fsynced before it returns;
     - ``"batch"`` (group commit): a write is durable at the latest
       ``batch_interval`` seconds after it (a daemon thread fsyncs when there
-      are unsynced bytes) or as soon as ``batch_bytes`` bytes are unsynced
-      (``write`` then fsyncs synchronously); ``batch_bytes=0`` means no byte
-      bound;
+      are unsynced bytes) and never more than ``batch_bytes`` bytes are
+      unsynced: at half of that the thread is woken to fsync at once while
+      writers go on, and a write that finds ``batch_bytes`` unsynced fsyncs
+      synchronously (so a fast writer rarely waits for the disk and the bound
+      still holds); ``batch_bytes=0`` means no byte bound;
     - ``"never"``: only :meth:`sync`, :meth:`close` and segment cuts fsync.
 
     A new segment is started before a write that would take the current one
@@ -487,6 +489,7 @@ class WALWriter:
         self._written = 0  # bytes written by this writer ...
         self._synced = 0  # ... and how many of them are known durable
         self._dirty_since: float | None = None  # monotonic time of the oldest unsynced write
+        self._sync_now = False  # half of batch_bytes unsynced: the thread fsyncs at once
         self._broken: BaseException | None = None
         self._opened = False
         self._closed = False
@@ -675,14 +678,20 @@ class WALWriter:
             self._total += n
             self._written += n
             mode = self.fsync
-            if mode == "always" or (
-                mode == "batch" and self.batch_bytes
-                and self._written - self._synced >= self.batch_bytes
-            ):
+            if mode == "always":
                 self._sync_locked()
-            elif mode == "batch" and self._dirty_since is None:
-                self._dirty_since = time.monotonic()
-                self._cond.notify()
+            elif mode == "batch":
+                unsynced = self._written - self._synced
+                limit = self.batch_bytes
+                if limit and unsynced >= limit:
+                    self._sync_locked()
+                elif self._dirty_since is None:
+                    self._dirty_since = time.monotonic()
+                    self._cond.notify()
+                if limit and not self._sync_now and unsynced * 2 >= limit \
+                        and self._written > self._synced:
+                    self._sync_now = True
+                    self._cond.notify()
             return self._seq
 
     def sync(self) -> None:
@@ -700,6 +709,7 @@ class WALWriter:
             raise self._fail(f"fsync of {self._path()}", exc) from exc
         self._synced = self._written
         self._dirty_since = None
+        self._sync_now = False
 
     def cut(self) -> int:
         """Start a new segment now (a no-op while the current one holds no record).
@@ -784,13 +794,14 @@ class WALWriter:
                 if since is None or self._broken is not None or self._fd is None:
                     cond.wait()
                     continue
-                delay = since + interval - time.monotonic()
+                delay = 0 if self._sync_now else since + interval - time.monotonic()
                 if delay > 0:
                     cond.wait(delay)
                     continue
                 mark = self._written
                 path = self._path()
                 self._dirty_since = None
+                self._sync_now = False
                 err = None
                 try:
                     fd = os.dup(self._fd)

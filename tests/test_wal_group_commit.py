@@ -46,6 +46,13 @@ def rec(lsn: int, size: int = 20) -> bytes:
     return wal_records.encode_entries(lsn, 1, bytes([lsn % 256]) * size)
 
 
+# How late a background thread may be scheduled on a loaded CI machine.  The
+# bound under test is the batch interval; this slack only absorbs scheduler
+# delay; a writer that ignored the interval (default 1 s, or waiting for the
+# next write) still fails these tests.
+SCHED_SLACK = 0.75
+
+
 def wait_for(pred, timeout: float = 5.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -64,7 +71,7 @@ def test_batch_fsyncs_in_the_background_within_the_interval(tmp_path, fsyncs):
     assert fsyncs == [] and w.unsynced_bytes() > 0  # write returned without an fsync
     assert wait_for(lambda: fsyncs)
     f = fsyncs[0]
-    assert f.t - t0 <= interval + 0.25
+    assert f.t - t0 <= interval + SCHED_SLACK
     assert f.thread.startswith("chunkstore-wal-sync") and f.ino == seg_ino(tmp_path, w)
     assert wait_for(lambda: w.unsynced_bytes() == 0)
     time.sleep(3 * interval)
@@ -80,7 +87,7 @@ def test_batch_coalesces_many_writes_into_one_fsync(tmp_path, fsyncs):
     for i in range(4, 60):
         w.write(rec(i))
     assert wait_for(lambda: w.unsynced_bytes() == 0)
-    assert 1 <= len(fsyncs) <= 2
+    assert 1 <= len(fsyncs) <= 5  # 59 writes, a handful of fsyncs even on a loaded machine
     w.close()
 
 
@@ -97,7 +104,7 @@ def test_batch_bounds_the_delay_of_every_write(tmp_path, fsyncs):
     starts = [f.t for f in fsyncs]
     for tw in written:
         covering = min(t for t in starts if t >= tw)
-        assert covering - tw <= interval + 0.25
+        assert covering - tw <= interval + SCHED_SLACK
     assert len(fsyncs) < len(written) / 2  # it did batch
     w.close()
 
@@ -105,11 +112,27 @@ def test_batch_bounds_the_delay_of_every_write(tmp_path, fsyncs):
 def test_batch_fsyncs_synchronously_once_batch_bytes_are_unsynced(tmp_path, fsyncs):
     w = wal.WALWriter(tmp_path, fsync="batch", batch_interval=60, batch_bytes=1000).open()
     fsyncs.clear()
-    w.write(rec(1, 600))
+    w.write(rec(1, 200))
     assert fsyncs == []
-    w.write(rec(2, 600))
+    w.write(rec(2, 1200))  # past batch_bytes in one write: fsynced before it returns
     assert [f.thread for f in fsyncs] == [threading.current_thread().name]
     assert w.unsynced_bytes() == 0
+    w.close()
+
+
+def test_batch_wakes_the_sync_thread_at_half_of_batch_bytes(tmp_path, fsyncs):
+    # A writer that keeps going does not wait for the disk: at half the
+    # byte bound the background thread fsyncs at once (not after the 60 s
+    # interval), and the write returns without an fsync of its own.
+    w = wal.WALWriter(tmp_path, fsync="batch", batch_interval=60, batch_bytes=1000).open()
+    fsyncs.clear()
+    w.write(rec(1, 300))
+    time.sleep(0.2)
+    assert fsyncs == []  # below half: nothing to hurry
+    w.write(rec(2, 300))  # 600+ bytes unsynced: past half
+    assert not [f for f in fsyncs if f.thread == threading.current_thread().name]
+    assert wait_for(lambda: w.unsynced_bytes() == 0, timeout=5.0)
+    assert [f.thread.startswith("chunkstore-wal-sync") for f in fsyncs] == [True]
     w.close()
 
 
