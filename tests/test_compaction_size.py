@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pytest
+from file_modules import load
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -153,15 +152,7 @@ def test_a_compacted_store_uses_the_cold_filters_and_answers_needles_exactly(tmp
 
 
 def _load_bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_retention_t", BENCH /
-                                                      "bench_retention.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+    return load("bench_retention_t", BENCH / "bench_retention.py", extra_path=BENCH)
 
 
 @given(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.binary(max_size=300),

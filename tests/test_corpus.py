@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from file_modules import load
 
 from chunkstore import corpus
 
@@ -33,16 +33,8 @@ BENCH = REPO / "benchmarks"
 NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench_corpus = _load("bench_corpus", BENCH / "corpus.py")
-harness = _load("bench_harness", BENCH / "harness.py")
+bench_corpus = load("bench_corpus", BENCH / "corpus.py")
+harness = load("bench_harness", BENCH / "harness.py")
 
 needs_loghub = pytest.mark.skipif(bench_corpus.find_loghub() is None,
                                   reason="loghub samples (shared/data/loghub) not present")

@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import importlib.util
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from file_modules import load
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench_corpus = _load("bench_corpus_ts", BENCH / "corpus.py")
+bench_corpus = load("bench_corpus_ts", BENCH / "corpus.py")
 needs_loghub = pytest.mark.skipif(bench_corpus.find_loghub() is None,
                                   reason="loghub samples (shared/data/loghub) not present")
 

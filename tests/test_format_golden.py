@@ -13,12 +13,12 @@ The token filters of version 2 are rebuilt here from the rule in FORMAT.md
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import struct
 
 import lz4.block
 import pytest
+from file_modules import load
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "golden"
 GOLDEN = GOLDEN_DIR / "v2-segment.seg"
@@ -26,14 +26,7 @@ GOLDEN_V1 = GOLDEN_DIR / "v1-segment.seg"
 GOLDENS = [pytest.param(GOLDEN_V1, id="v1"), pytest.param(GOLDEN, id="v2")]
 
 
-def _load_make_golden():
-    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN_DIR / "make_golden.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_golden = _load_make_golden()
+make_golden = load("make_golden", GOLDEN_DIR / "make_golden.py")
 
 
 # -- independent reference implementations -------------------------------------
