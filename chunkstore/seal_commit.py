@@ -101,13 +101,16 @@ class SealCommitter:
                 raise self._error
 
     def close(self, wait: bool = True) -> None:
-        """Stop the thread: after the queued jobs (``wait``), or at once, dropping them
-        (a crash simulation: they are exactly what a crash would lose)."""
+        """Stop the thread after the queued jobs, or (``wait=False``, a crash
+        simulation) after the job in progress, dropping the queued ones: they are
+        exactly what a crash would lose.  Either way the thread has stopped
+        touching the store's files when this returns (a reopened store may
+        write them next)."""
         with self._cond:
             self._stopped = True
             if not wait:
                 self._jobs.clear()
             self._cond.notify_all()
             thread = self._thread
-        if thread is not None and wait and thread is not threading.current_thread():
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
