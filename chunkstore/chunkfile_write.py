@@ -28,19 +28,12 @@ from chunkstore.chunkfile_format import (
 )
 from chunkstore.chunkfile_read import SegmentReader, read_chunk_meta_fd
 from chunkstore.errors import CorruptionError, StoreClosedError
+from chunkstore.fsdir import fsync_dir
 
 __all__ = ["SegmentWriter"]
 
 _U64 = struct.Struct("<Q")
 _TRAILER_HEAD = struct.Struct("<QI")  # index_offset, index_len
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentWriter:
@@ -66,7 +59,7 @@ class SegmentWriter:
             _write_all(fd, header, 0)
             os.fsync(fd)
             os.rename(tmp, path)
-            _fsync_dir(path)
+            fsync_dir(os.path.dirname(os.path.abspath(path)))
         except BaseException:
             os.close(fd)
             try:

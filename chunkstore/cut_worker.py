@@ -10,7 +10,7 @@ thread.
 The worker writes its results straight into the cut block (``stored``, then
 ``token_filter``): no Future, lock or callback per block, because a head
 under memory pressure may hold tens of thousands of small cut blocks.  Until
-then ``stored`` is None and ``token_filter`` is :data:`tokenfilter.PENDING`.
+then ``stored`` is None and ``token_filter`` is :data:`PENDING`.
 Everything that reads a cut block's bytes first calls :meth:`settle` (sealing,
 query snapshots), which waits for exactly the blocks it needs, finishing
 queued ones itself meanwhile.  At most
@@ -26,9 +26,12 @@ import threading
 from collections import deque
 
 from chunkstore import _kernels
-from chunkstore.tokenfilter import PENDING, block_filter
+from chunkstore.tokenfilter import block_filter
 
-__all__ = ["CutBlockWorker"]
+__all__ = ["PENDING", "CutBlockWorker"]
+
+#: a cut block's ``token_filter`` while the worker builds it
+PENDING = None
 
 log = logging.getLogger("chunkstore.cut_worker")
 

@@ -32,7 +32,7 @@ CUT_BLOCK_OVERHEAD = 512
 class CutBlock:
     """A compressed block of the open chunk, waiting to be sealed.
 
-    ``stored`` is None (and ``token_filter`` ``tokenfilter.PENDING``) while
+    ``stored`` is None (and ``token_filter`` ``cut_worker.PENDING``) while
     the cut-block worker finishes it; readers settle it first.
     """
 
@@ -42,7 +42,7 @@ class CutBlock:
     max_ts: int
     text_len: int
     raw_len: int
-    #: FORMAT.md section 4: bytes, ``tokenfilter.PENDING`` while the
+    #: FORMAT.md section 4: bytes, ``cut_worker.PENDING`` while the
     #: worker builds it, or b"" for none (filters switched off)
     token_filter: bytes | None = b""
 

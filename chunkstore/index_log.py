@@ -28,6 +28,7 @@ import msgpack
 
 from chunkstore._kernels import crc32c
 from chunkstore.errors import CorruptionError
+from chunkstore.fsdir import fsync_dir
 
 __all__ = ["IndexLog", "IndexRecord", "IndexScan", "STREAM", "CHUNK", "DROP", "TOMBSTONE",
            "read_index_log", "scan_index_log"]
@@ -348,14 +349,6 @@ def _skipped(detail: str, path: str, start: int, resume: int) -> CorruptionError
                            f"valid record at offset {resume}", path, start)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class IndexLog:
     """Writer side of the index log (one per store; serialised by the store lock)."""
 
@@ -478,7 +471,7 @@ def write_atomic(path: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def iter_live(records: list[IndexRecord]) -> Iterator[IndexRecord]:

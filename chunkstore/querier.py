@@ -25,7 +25,7 @@ from chunkstore.errors import QueryError
 from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
-from chunkstore.tokenfilter import SkipGate, chunk_filters, resolve
+from chunkstore.tokenfilter import SkipGate, chunk_filters
 
 __all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
            "time_range", "snapshot_streams"]
@@ -203,7 +203,7 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
         for b in cut:
             if b.max_ts < start or b.min_ts >= end:
                 continue
-            if gate is not None and not gate.may_match(resolve(b.token_filter)):
+            if gate is not None and not gate.may_match(b.token_filter):
                 stats.blocks_filtered += 1
                 continue
 

@@ -34,6 +34,7 @@ from chunkstore.errors import (
     StoreClosedError,
     StoreLockedError,
 )
+from chunkstore.fsdir import fsync_dir
 from chunkstore.head import StreamHead
 from chunkstore.index import ChunkRef, MemIndex
 from chunkstore.index_log import CHUNK, STREAM, IndexLog
@@ -41,7 +42,6 @@ from chunkstore.labels import Labels
 from chunkstore.options import StoreOptions
 from chunkstore.seal_commit import SealCommitter
 from chunkstore.timeutil import I64_MIN, now_ns, to_ns
-from chunkstore.tokenfilter import resolve
 
 __all__ = ["Store", "PushResult", "Stream", "open_store"]
 
@@ -101,11 +101,7 @@ def ensure_day_dir(root: str, day: str) -> str:
     segs = os.path.join(root, "segments")
     d = os.path.join(segs, day)
     os.makedirs(d, exist_ok=True)
-    fd = os.open(segs, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(segs)
     return d
 
 
@@ -624,7 +620,7 @@ class Store:
             chunk_bytes, meta = encode_chunk(
                 head.labels.fingerprint,
                 head.labels.canonical,
-                [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len, resolve(b.token_filter))
+                [(b.stored, b.n_entries, b.min_ts, b.max_ts, b.text_len, b.token_filter)
                  for b in blocks],
             )
             try:

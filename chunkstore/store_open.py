@@ -26,6 +26,7 @@ from chunkstore import wal as wal_mod
 from chunkstore import wal_records
 from chunkstore.chunkfile_read import SegmentReader
 from chunkstore.errors import ChunkstoreError, CorruptionError
+from chunkstore.fsdir import fsync_dir
 from chunkstore.head import StreamHead
 from chunkstore.index import MemIndex
 from chunkstore.index_log import (
@@ -403,15 +404,8 @@ def _remove_orphans(store, report: OpenReport) -> None:
         # longer shows the damage) lets a later writer delete orphans.
         for d in [os.path.join(store.path, "lost+found"), seg_root, *sorted(set(moved_from))]:
             if os.path.isdir(d):
-                _fsync_dir(d)
+                fsync_dir(d)
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def refresh(store) -> bool:

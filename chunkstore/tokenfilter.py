@@ -34,7 +34,7 @@ from chunkstore._kernels import tokens as _tokens
 from chunkstore.errors import CorruptionError
 
 __all__ = ["BITS_PER_KEY", "PREFIX_LEN", "block_filter", "needle_keys", "requirements",
-           "block_may_match", "SkipGate", "PENDING", "resolve",
+           "block_may_match", "SkipGate",
            "chunk_filters"]
 
 #: Bloom filter bits per distinct key: about 0.8% false positives (k = 7).
@@ -148,16 +148,6 @@ class SkipGate:
         if self.checked >= self.WARMUP and self.passed * 10 >= self.checked * 9:
             self.active = False
         return ok
-
-
-#: a cut block's ``token_filter`` while the cut-block worker builds it
-#: (chunkstore/cut_worker.py)
-PENDING = None
-
-
-def resolve(token_filter) -> bytes:
-    """A cut block's filter as bytes; b"" (scan it) while it is still being built."""
-    return b"" if token_filter is PENDING else token_filter
 
 
 def chunk_filters(reader, meta, gate: SkipGate | None):

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from chunkstore._kernels import crc32c
 from chunkstore.errors import ChunkstoreError, CorruptionError, StoreClosedError
+from chunkstore.fsdir import fsync_dir
 from chunkstore.wal_records import FRAME_SIZE, MAX_BODY, EntriesRecord, StreamRecord, decode
 
 __all__ = [
@@ -178,14 +179,6 @@ def _header_problem(hdr: bytes, seq: int) -> str | None:
     if hseq != seq:
         return f"segment header names sequence {hseq}, the file name {seq}"
     return None
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data) -> None:
@@ -742,7 +735,7 @@ class WALWriter:
             finally:
                 os.close(fd)
             os.rename(tmp, path)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
             raise self._fail(f"creating segment {path}", exc) from exc
@@ -775,7 +768,7 @@ class WALWriter:
                 self._total -= size
                 self._segs.remove(s)
             if victims:
-                _fsync_dir(self.dir)
+                fsync_dir(self.dir)
             return len(victims)
 
     # -- group commit --------------------------------------------------------

@@ -67,6 +67,17 @@ CS_UNUSED static inline uint64_t cs_tf_rd64(const uint8_t *p)
     return w;
 }
 
+/* The murmur3 64-bit finalizer, the last step of every key hash. */
+static inline uint64_t cs_tf_fmix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
 CS_UNUSED static inline uint64_t cs_tf_hash(const uint8_t *p, size_t len)
 {
     uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
@@ -79,12 +90,7 @@ CS_UNUSED static inline uint64_t cs_tf_hash(const uint8_t *p, size_t len)
         uint64_t w = cs_tf_rd64(p + i) & (~0ULL >> (8 * (8 - (len - i))));
         h = (h ^ w) * 0x94D049BB133111EBULL;
     }
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDULL;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 33;
-    return h;
+    return cs_tf_fmix(h);
 }
 
 /* A growable open-addressing set of 64-bit hashes (0 is kept aside).  The
@@ -215,12 +221,7 @@ static inline uint64_t cs_tf_hash_word(uint64_t w, size_t len)
     } else {
         h = (h ^ w) * 0x94D049BB133111EBULL;
     }
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDULL;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 33;
-    return h;
+    return cs_tf_fmix(h);
 }
 
 /* The lowercased word of the `len` (1..8) bytes at p; `avail` bytes are readable there. */

@@ -16,9 +16,9 @@ import pytest
 
 import chunkstore
 from chunkstore import _kernels
-from chunkstore.cut_worker import CutBlockWorker
+from chunkstore.cut_worker import PENDING, CutBlockWorker
 from chunkstore.head import CutBlock
-from chunkstore.tokenfilter import PENDING, block_filter
+from chunkstore.tokenfilter import block_filter
 
 CODEC_LZ4 = 1
 

@@ -36,7 +36,7 @@ from chunkstore.errors import CorruptionError
 from chunkstore.logql.evaluator import labels_key
 from chunkstore.querier import snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
-from chunkstore.tokenfilter import SkipGate, chunk_filters, resolve
+from chunkstore.tokenfilter import SkipGate, chunk_filters
 
 __all__ = ["count_windows", "MAX_BUCKETS", "ENABLED", "has_metadata"]
 
@@ -138,7 +138,7 @@ def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, s
         if b.max_ts < lo or b.min_ts >= hi or not windows.touches(b.min_ts, b.max_ts):
             stats.blocks_skipped += 1
             continue
-        if gate is not None and not gate.may_match(resolve(b.token_filter)):
+        if gate is not None and not gate.may_match(b.token_filter):
             stats.blocks_filtered += 1
             continue
         stats.bytes_decompressed += b.raw_len
