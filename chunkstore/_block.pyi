@@ -21,6 +21,8 @@ __all__ = [
     "encode_entries",
     "decode_entries",
     "compress_block",
+    "compress_and_filter",
+    "release_free_memory",
     "decompress_block",
     "read_block_header",
 ]
@@ -51,6 +53,16 @@ def decode_entries(raw: Buffer) -> tuple[list[int], list[bytes], list[Metadata |
 def compress_block(raw: Buffer, codec: int = 1, level: int = 0,
                    zstd_params: dict[str, int] | None = None) -> bytes:
     """Compress and frame a raw block as a stored block."""
+
+NOGIL_LZ4: bool
+
+def compress_and_filter(raws: Iterable[Buffer], codec: int = 1, bits_per_key: int = 0,
+                        prefix_len: int = 8) -> list[tuple[bytes, bytes]]:
+    """``(compress_block(raw, codec), block_filter(raw, bits_per_key, prefix_len))`` per raw
+    block, in one GIL-free section for lz4; ``bits_per_key`` 0: no filters (b"")."""
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``); True if any."""
 
 def decompress_block(stored: Buffer, max_raw_len: int = 67108864) -> bytes:
     """Verify one stored block and return its raw block (``CorruptionError`` on damage)."""

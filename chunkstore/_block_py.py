@@ -41,6 +41,8 @@ __all__ = [
     "encode_entries",
     "decode_entries",
     "compress_block",
+    "compress_and_filter",
+    "release_free_memory",
     "decompress_block",
     "read_block_header",
 ]
@@ -393,6 +395,68 @@ def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0,
         payload = _zstd_compress(data, level, zstd_params)
     head = _HEADER.pack(codec, len(data), len(payload)) + payload
     return head + _U32.pack(crc32c(head))
+
+
+#: True when compress_and_filter compresses lz4 blocks without the GIL (never, here).
+NOGIL_LZ4 = False
+
+
+def compress_and_filter(raws, codec: int = CODEC_LZ4, bits_per_key: int = 0,
+                        prefix_len: int = 8) -> list[tuple[bytes, bytes]]:
+    """``[(compress_block(raw, codec), block_filter(raw, bits_per_key, prefix_len)), ...]``.
+
+    What a cut block needs before it can be sealed, for a list of raw blocks
+    (the compiled kernel finishes the whole list in one GIL-free section).
+    ``bits_per_key`` 0 means no filters (b""); else the filter is exactly
+    ``chunkstore._tokens_py.block_filter``'s.  Raises what those two raise,
+    for the first block that fails, after checking every block's size.
+    """
+    from chunkstore import _tokens_py
+
+    codec = _check_codec(codec, "compress_block")
+    bits_per_key = operator.index(bits_per_key)
+    prefix_len = operator.index(prefix_len)
+    if not 0 <= bits_per_key <= 64:
+        raise ValueError(
+            f"compress_and_filter: bits_per_key must be 0..64, got {bits_per_key}")
+    if not 1 <= prefix_len <= 8:
+        raise ValueError(f"compress_and_filter: prefix_len must be 1..8, got {prefix_len}")
+    blocks = [_as_bytes(r) for r in raws]
+    for data in blocks:
+        if len(data) > MAX_RAW_LEN:
+            raise ValueError(
+                f"compress_block: raw block of {len(data)} bytes exceeds the limit of "
+                f"{MAX_RAW_LEN} bytes")
+    return [(compress_block(r, codec),
+             _tokens_py.block_filter(r, bits_per_key, prefix_len) if bits_per_key else b"")
+            for r in blocks]
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``); True if any.
+
+    A head under memory pressure frees many blocks, some allocated on the
+    cut-block worker's thread (its own malloc arena), in an order that
+    leaves free holes the allocator keeps; trimming returns them.  A no-op
+    (False) where the C library has no such call.
+    """
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+def _malloc_trim():
+    global _TRIM
+    if _TRIM is False:
+        import ctypes
+
+        try:
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = None
+    return _TRIM
+
+
+_TRIM = False
 
 
 def _zstd_compress(data, level, params):

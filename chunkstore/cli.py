@@ -19,11 +19,14 @@ Subcommands (``chunkstore COMMAND --help`` shows each one's options and examples
     append lines from files or stdin (``--labels``, ``--ts-regex``,
     ``--ts-format``, ``--json`` for Loki push format)
 ``inspect FILE|STORE``
-    the structure of a segment file or of a whole store
+    the structure of a segment file or of a whole store (chunks, blocks,
+    codecs, time ranges, bytes, ratios, checksums)
 ``verify STORE``
     check every checksum; lists damaged files and offsets
 ``compact STORE``, ``retention STORE``, ``delete STORE QUERY``
-    maintenance (when the library version provides it)
+    maintenance (when the library version provides it); ``retention`` takes
+    the policy as options (``--period``, ``--rule``, ``--max-bytes``), since a
+    store does not record the policy of the program that writes it
 
 Exit status: 0 on success, 1 on a query error, a failed check or a store
 error, 2 on bad usage (including a store that does not exist).  Errors are
@@ -56,11 +59,12 @@ def store_exists(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "index.log"))
 
 
-def open_store(path: str, *, write: bool = False, create: bool = False):
+def open_store(path: str, *, write: bool = False, create: bool = False, **options):
     """Open the store at ``path``: read-only by default, so a running writer is no obstacle.
 
     A missing store is a usage error (exit 2) unless ``create``; a store
     another process writes to is a clear error for ``write`` (exit 1).
+    ``options`` go to :func:`chunkstore.open` (``retention`` uses this).
     """
     import chunkstore
 
@@ -72,8 +76,8 @@ def open_store(path: str, *, write: bool = False, create: bool = False):
                        f"or 'chunkstore demo {path}')", 2)
     try:
         if write:
-            return chunkstore.open(path)
-        return chunkstore.open(path, read_only=True)
+            return chunkstore.open(path, **options)
+        return chunkstore.open(path, read_only=True, **options)
     except chunkstore.StoreLockedError:
         raise CLIError(f"store {path} is in use by another writer (stop it, or use a "
                        f"read-only command)", 1) from None
@@ -324,12 +328,15 @@ and something was rejected.""")
     # inspect / verify / maintenance -----------------------------------------
     p = add("inspect", "the structure of a segment file or of a whole store", """\
 examples:
-  chunkstore inspect STORE                                streams, chunks, ratios
+  chunkstore inspect STORE                                streams: chunks, blocks,
+                                                          codecs, time, ratio, checksums
   chunkstore inspect STORE --chunks                       every chunk of every stream
   chunkstore inspect STORE/segments/2024-01-01/00000001.seg   chunks, blocks, checksums
   chunkstore inspect FILE.seg -o jsonl
 
-A segment file with a failed checksum exits with status 1.""")
+Both read every block to check its checksum; a failed one is marked FAILED
+and the command exits with status 1 (chunkstore verify also checks the WAL
+and the index log, and lists offsets).""")
     p.add_argument("path", metavar="FILE|STORE")
     p.add_argument("--chunks", action="store_true", help="store: list every chunk")
     p.add_argument("--no-blocks", action="store_true", help="file: omit the per-block tables")
@@ -349,12 +356,29 @@ examples:
   chunkstore compact STORE""")
     p.add_argument("store", metavar="STORE")
 
-    p = add("retention", "apply the store's retention policy", """\
+    p = add("retention", "expire whole chunks older than a retention policy", """\
 examples:
-  chunkstore retention STORE --dry-run     what would be removed
-  chunkstore retention STORE""")
+  chunkstore retention STORE --period 7d --dry-run        what would be removed
+  chunkstore retention STORE --period 30d --rule '{env="dev"}' 1d
+  chunkstore retention STORE --max-bytes 10GiB
+
+A store does not record its retention policy (the program that writes it
+passes one to chunkstore.open), so give it here: --period for every stream,
+--rule for the streams a selector matches (the most specific rule wins,
+then the shorter period), --max-bytes to cap the size (oldest chunks go
+first, never the last hour).  Without any of them nothing expires.  Whole
+chunks go: a chunk expires when its newest entry is older than the cutoff.""")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
+    p.add_argument("--period", type=_duration_arg, metavar="D",
+                   help="keep every stream this long (7d, 12h); default: forever")
+    p.add_argument("--rule", nargs=2, action="append", default=[],
+                   metavar=("SELECTOR", "D"),
+                   help="keep the streams SELECTOR matches for D instead (repeatable)")
+    p.add_argument("--max-bytes", metavar="SIZE",
+                   help="cap the store's size (bytes, or 500MiB, 10GiB)")
+    p.add_argument("--now", dest="now", type=_time_arg, metavar="T",
+                   help="take the cutoffs at T instead of now (RFC 3339, Unix time, now+7d)")
 
     p = add("delete", "delete the lines a query selects in a time range", """\
 examples:

@@ -203,14 +203,14 @@ def cmd_ingest(args, out, err) -> int:
     n_rej = sum(batcher.rejected.values())
     rate = batcher.accepted / elapsed if elapsed > 0 else 0
     speed = f" ({r.format_count(int(rate))} lines/s)" if elapsed >= 0.5 else ""
-    err.write(f"ingested {r.format_count(batcher.accepted)} lines into {args.store} "
+    err.write(f"ingested {_n(batcher.accepted, 'line')} into {args.store} "
               f"({len(batcher.streams)} stream{'s' if len(batcher.streams) != 1 else ''}) in "
               f"{elapsed:.2f} s{speed}\n")
     if stats["fudged"]:
-        err.write(f"{r.format_count(stats['fudged'])} lines without a readable timestamp took "
+        err.write(f"{_n(stats['fudged'], 'line')} without a readable timestamp took "
                   f"the previous line's time\n")
     if stats["blank"]:
-        err.write(f"skipped {r.format_count(stats['blank'])} blank lines\n")
+        err.write(f"skipped {_n(stats['blank'], 'blank line')}\n")
     if n_rej:
         err.write(f"rejected {r.format_count(n_rej)}:\n")
         for reason, n in batcher.rejected.most_common(20):
@@ -218,6 +218,10 @@ def cmd_ingest(args, out, err) -> int:
         if len(batcher.rejected) > 20:
             err.write(f"  ... and {len(batcher.rejected) - 20} more reasons\n")
     return 1 if batcher.accepted == 0 and n_rej else 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{r.format_count(count)} {noun}{'' if count == 1 else 's'}"
 
 
 def _ingest_lines(src, raw, labels: dict, tsr: TimestampReader, batcher: _Batcher,

@@ -115,6 +115,37 @@ def _dir_size(path: str, suffix: str) -> tuple[int, int]:
     return n, size
 
 
+def _segment_chunks(root: str, segments) -> dict[tuple[str, int], dict]:
+    """``(segment, offset) -> chunk`` of :func:`describe_segment` for each named segment.
+
+    Reads every block to check its crc (as ``inspect FILE`` does).  A chunk
+    that cannot be read (a damaged header stops the walk of its file) is
+    absent from the map; its caller reports it as damaged.
+    """
+    from chunkstore.chunkfile import describe_segment
+    from chunkstore.errors import CorruptionError
+
+    found: dict[tuple[str, int], dict] = {}
+    for seg in sorted(segments):
+        try:
+            d = describe_segment(os.path.join(root, seg))
+        except (CorruptionError, OSError):
+            continue
+        for c in d["chunks"]:
+            found[(seg, c["offset"])] = c
+    return found
+
+
+def _chunk_structure(ref, found: dict) -> dict:
+    """Blocks, codecs and checksum status of one indexed chunk."""
+    c = found.get((ref.segment, ref.offset))
+    if c is None:
+        return {"blocks": 0, "codecs": [], "checksum_ok": False}
+    return {"blocks": len(c["blocks"]),
+            "codecs": sorted({b["codec"] for b in c["blocks"]}),
+            "checksum_ok": all(b["checksum_ok"] for b in c["blocks"])}
+
+
 def _inspect_store(args, out) -> int:
     path = args.path
     store = open_store(path)
@@ -142,6 +173,7 @@ def _inspect_store(args, out) -> int:
                             "entries": c.n_entries, "min_ts": c.min_ts, "max_ts": c.max_ts,
                             "text_bytes": c.text_bytes, "stored_bytes": c.stored_bytes}
                            for c in chunks],
+                "_refs": chunks,
                 "entries": sum(c.n_entries for c in chunks) + head_n,
                 "head_entries": head_n,
                 "head_bytes": head_bytes,
@@ -152,6 +184,15 @@ def _inspect_store(args, out) -> int:
             })
     finally:
         store.close()
+    # The data itself is read after the store is closed: segment files are
+    # immutable once indexed, and this keeps the store's lock short.
+    found = _segment_chunks(path, {c.segment for s in streams for c in s["_refs"]})
+    for s in streams:
+        for rec, ref in zip(s["chunks"], s.pop("_refs"), strict=True):
+            rec.update(_chunk_structure(ref, found))
+        s["blocks"] = sum(c["blocks"] for c in s["chunks"])
+        s["codecs"] = sorted({x for c in s["chunks"] for x in c["codecs"]})
+        s["damaged_chunks"] = sum(not c["checksum_ok"] for c in s["chunks"])
     streams.sort(key=lambda s: sorted(s["labels"].items()))
     seg_n, seg_size = _dir_size(os.path.join(path, "segments"), ".seg")
     wal_n, wal_size = _dir_size(os.path.join(path, "wal"), ".wal")
@@ -162,6 +203,8 @@ def _inspect_store(args, out) -> int:
     tot = {
         "streams": len(streams),
         "chunks": sum(len(s["chunks"]) for s in streams),
+        "blocks": sum(s["blocks"] for s in streams),
+        "damaged_chunks": sum(s["damaged_chunks"] for s in streams),
         "entries": sum(s["entries"] for s in streams),
         "head_entries": sum(s["head_entries"] for s in streams),
         "text_bytes": sum(s["text_bytes"] for s in streams),
@@ -173,15 +216,17 @@ def _inspect_store(args, out) -> int:
     his = [s["max_ts"] for s in streams if s["max_ts"] is not None]
     tot["min_ts"] = min(los) if los else None
     tot["max_ts"] = max(his) if his else None
+    status = 1 if tot["damaged_chunks"] else 0
     if args.output == "jsonl":
         out.write(json.dumps({"path": os.path.abspath(path), "totals": tot,
                               "streams": streams}) + "\n")
-        return 0
+        return status
     color = r.use_color(args.color, out)
     pal = r.Palette(color)
     out.write(pal(f"store {os.path.abspath(path)}", "bold") + "\n")
     out.write(f"{r.format_count(tot['streams'])} streams, {r.format_count(tot['chunks'])} "
-              f"sealed chunks, {r.format_count(tot['entries'])} entries "
+              f"sealed chunks of {r.format_count(tot['blocks'])} blocks, "
+              f"{r.format_count(tot['entries'])} entries "
               f"({r.format_count(tot['head_entries'])} in open head blocks)\n")
     out.write(f"sealed: {r.format_bytes(tot['text_bytes'])} of lines -> "
               f"{r.format_bytes(tot['stored_bytes'])} stored, ratio "
@@ -190,13 +235,29 @@ def _inspect_store(args, out) -> int:
         out.write(f"time: {r.format_ns(tot['min_ts'])} .. {r.format_ns(tot['max_ts'])}\n")
     out.write(f"files: {seg_n} segment file{'s' * (seg_n != 1)} ({r.format_bytes(seg_size)}), "
               f"{wal_n} WAL file{'s' * (wal_n != 1)} "
-              f"({r.format_bytes(wal_size)}), index.log ({r.format_bytes(idx_size)})\n\n")
-    rows = [[r.format_labels(s["labels"]), len(s["chunks"]), r.format_count(s["entries"]),
-             r.format_count(s["head_entries"]), r.format_bytes(s["text_bytes"]),
-             r.format_bytes(s["stored_bytes"]), _ratio(s["text_bytes"], s["stored_bytes"])]
+              f"({r.format_bytes(wal_size)}), index.log ({r.format_bytes(idx_size)})\n")
+    if tot["damaged_chunks"]:
+        out.write(pal(f"checksums: {tot['damaged_chunks']} chunk(s) FAILED (chunkstore verify "
+                      f"lists the offsets)", "bold_red") + "\n\n")
+    else:
+        out.write(f"checksums: all {r.format_count(tot['blocks'])} blocks ok\n\n")
+
+    def crc(s: dict) -> str:
+        if not s["chunks"]:
+            return "-"
+        return f"{s['damaged_chunks']} FAILED" if s["damaged_chunks"] else "ok"
+
+    rows = [[r.format_labels(s["labels"]), len(s["chunks"]), r.format_count(s["blocks"]),
+             ",".join(s["codecs"]) or "-", r.format_count(s["entries"]),
+             r.format_count(s["head_entries"]),
+             r.format_ts_short(s["min_ts"]) if s["min_ts"] is not None else "-",
+             r.format_ts_short(s["max_ts"]) if s["max_ts"] is not None else "-",
+             r.format_bytes(s["text_bytes"]), r.format_bytes(s["stored_bytes"]),
+             _ratio(s["text_bytes"], s["stored_bytes"]), crc(s)]
             for s in streams]
-    r.print_table(["STREAM", "CHUNKS", "ENTRIES", "IN HEAD", "LINES", "STORED", "RATIO"], rows,
-                  out, align="lrrrrrr", color=color)
+    r.print_table(["STREAM", "CHUNKS", "BLOCKS", "CODECS", "ENTRIES", "IN HEAD", "FROM", "TO",
+                   "LINES", "STORED", "RATIO", "CRC"], rows,
+                  out, align="lrrlrrllrrrl", color=color)
     if args.chunks:
         for s in streams:
             out.write("\n" + pal(r.format_labels(s["labels"]), "cyan") + "\n")
@@ -204,12 +265,14 @@ def _inspect_store(args, out) -> int:
                 out.write("  (no sealed chunks)\n")
                 continue
             crow = [[c["segment"], c["offset"], r.format_count(c["entries"]),
-                     r.format_ns(c["min_ts"]), r.format_ns(c["max_ts"]),
+                     r.format_ns(c["min_ts"]), r.format_ns(c["max_ts"]), c["blocks"],
+                     ",".join(c["codecs"]) or "-",
                      r.format_bytes(c["text_bytes"]), r.format_bytes(c["stored_bytes"]),
-                     _ratio(c["text_bytes"], c["stored_bytes"])] for c in s["chunks"]]
-            _indent_table(["SEGMENT", "OFFSET", "ENTRIES", "FROM", "TO", "LINES", "STORED",
-                           "RATIO"], crow, out, "lrrllrrr")
-    return 0
+                     _ratio(c["text_bytes"], c["stored_bytes"]),
+                     "ok" if c["checksum_ok"] else "FAILED"] for c in s["chunks"]]
+            _indent_table(["SEGMENT", "OFFSET", "ENTRIES", "FROM", "TO", "BLOCKS", "CODECS",
+                           "LINES", "STORED", "RATIO", "CRC"], crow, out, "lrrllrlrrrl")
+    return status
 
 
 # ---------------------------------------------------------------------------
@@ -299,22 +362,55 @@ def cmd_compact(args, out, err) -> int:
     return 0
 
 
+def _retention_policy(args):
+    """The ``RetentionPolicy`` the options describe, or None when none was given."""
+    from chunkstore.cli_render import TimeParseError, parse_duration
+    from chunkstore.errors import QueryError
+    from chunkstore.retention import RetentionPolicy
+
+    period = getattr(args, "period", None)
+    rules = getattr(args, "rule", None) or []
+    max_bytes = getattr(args, "max_bytes", None)
+    if period is None and not rules and max_bytes is None:
+        return None
+    compiled = []
+    for selector, text in rules:
+        try:
+            compiled.append((selector, parse_duration(text) / 1e9))
+        except TimeParseError as exc:
+            raise CLIError(f"--rule {selector} {text}: {exc}", 2) from None
+    try:
+        return RetentionPolicy(period=None if period is None else period / 1e9,
+                               max_bytes=max_bytes, rules=compiled)
+    except QueryError as exc:
+        raise CLIError(f"--rule: {exc}", 2) from None
+    except ValueError as exc:
+        raise CLIError(f"retention: {exc}", 2) from None
+
+
 def cmd_retention(args, out, err) -> int:
     if store_exists(args.store) and not hasattr(chunkstore.Store, "apply_retention"):
         return _maintenance_error("retention", err)
-    store = open_store(args.store, write=True)
+    policy = _retention_policy(args)
+    now = getattr(args, "now", None)
+    store = open_store(args.store, write=True,
+                       **({"retention": policy} if policy is not None else {}))
     try:
         if args.dry_run:
             try:
-                report = store.apply_retention(dry_run=True)
+                report = store.apply_retention(now, dry_run=True)
             except TypeError:
                 store.close()
                 return _maintenance_error("retention --dry-run", err)
         else:
-            report = store.apply_retention()
+            report = store.apply_retention(now)
     finally:
         store.close()
     print_report("retention (dry run)" if args.dry_run else "retention", report, out)
+    if policy is None:
+        err.write("chunkstore: note: no policy given (--period, --rule or --max-bytes), so "
+                  "nothing expires; a store does not record the policy of the program that "
+                  "writes it\n")
     return 0
 
 

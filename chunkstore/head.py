@@ -45,6 +45,11 @@ class CutBlock:
     #: FORMAT.md section 4: bytes, ``cut_worker.PENDING`` while the
     #: worker builds it, or b"" for none (filters switched off)
     token_filter: bytes | None = b""
+    #: the WAL sequence numbers of its first and last entries' records: a
+    #: block holds whole records, so sealing blocks up to one of them is
+    #: exactly "every entry up to that lsn" (the chunk's ``max_lsn``)
+    first_lsn: int = 0
+    last_lsn: int = 0
 
 
 class StreamHead:
@@ -57,7 +62,7 @@ class StreamHead:
     __slots__ = (
         "stream_id", "labels", "builder", "cut", "cut_stored_bytes", "first_lsn",
         "last_lsn", "max_ts", "chunk_min_ts", "chunk_max_ts", "last_append",
-        "_snapshot_raw", "_unfinished", "_unfinished_raw",
+        "_snapshot_raw", "_unfinished", "_unfinished_raw", "builder_first_lsn",
     )
 
     def __init__(self, stream_id: int, labels, max_ts: int = I64_MIN):
@@ -73,6 +78,7 @@ class StreamHead:
         self._unfinished_raw = 0
         self.first_lsn = 0  # 0: nothing unsealed
         self.last_lsn = 0
+        self.builder_first_lsn = 0  # of the entries in the builder (0: none)
         self.max_ts = max_ts  # newest ts of the whole stream (sealed + head)
         self.chunk_min_ts = I64_MAX
         self.chunk_max_ts = I64_MIN
@@ -84,6 +90,8 @@ class StreamHead:
         """Record that entries with WAL sequence ``lsn`` went into the builder."""
         if not self.first_lsn:
             self.first_lsn = lsn
+        if not self.builder_first_lsn:
+            self.builder_first_lsn = lsn
         self.last_lsn = lsn
         self.last_append = time.monotonic()
         b = self.builder
@@ -107,7 +115,9 @@ class StreamHead:
         if not b.n_entries:
             return None
         raw = b.build()
-        blk = CutBlock(None, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw))
+        blk = CutBlock(None, b.n_entries, b.min_ts, b.max_ts, b.text_bytes, len(raw),
+                       first_lsn=self.builder_first_lsn, last_lsn=self.last_lsn)
+        self.builder_first_lsn = 0
         if worker is None:
             blk.stored = _kernels.block.compress_block(raw, codec)
         else:
@@ -136,23 +146,41 @@ class StreamHead:
                 self.cut_stored_bytes += len(stored)
         self._unfinished = left
 
-    def unfinished_bound(self) -> int:
-        """At most the stored size the unfinished cut blocks will have (lz4 and
-        zstd expand incompressible data by well under 1%, plus a 13-byte frame)."""
-        return self._unfinished_raw + self._unfinished_raw // 64 + 64 * len(self._unfinished)
+    def take_chunk(self, codec: int, worker: CutBlockWorker | None = None,
+                   n_blocks: int | None = None) -> tuple[list[CutBlock], int]:
+        """Hand over the blocks of the open chunk and the WAL lsn they hold up to.
 
-    def take_chunk(self, codec: int, worker: CutBlockWorker | None = None) -> list[CutBlock]:
-        """Cut the head block and hand over every block of the open chunk
-        (the caller settles them with the worker before using their bytes)."""
-        self.cut_block(codec, worker)
-        blocks, self.cut = self.cut, []
-        self.cut_stored_bytes = 0
-        self._unfinished = []
-        self._unfinished_raw = 0
-        self.chunk_min_ts = I64_MAX
-        self.chunk_max_ts = I64_MIN
-        self.first_lsn = 0
-        return blocks
+        Everything (the head block cut first) when ``n_blocks`` is None;
+        else only the first ``n_blocks`` cut blocks, and the later ones and
+        the head block stay as the start of the next chunk.  The caller
+        settles the blocks with the worker before using their bytes.
+        """
+        if n_blocks is None:
+            self.cut_block(codec, worker)
+            blocks, self.cut = self.cut, []
+            self.cut_stored_bytes = 0
+            self._unfinished = []
+            self._unfinished_raw = 0
+            self.chunk_min_ts = I64_MAX
+            self.chunk_max_ts = I64_MIN
+            self.first_lsn = 0
+            return blocks, self.last_lsn
+        blocks, rest = self.cut[:n_blocks], self.cut[n_blocks:]
+        self.cut = rest
+        kept = {id(b) for b in rest}
+        self._unfinished = [b for b in self._unfinished if id(b) in kept]
+        self._unfinished_raw = sum(b.raw_len for b in self._unfinished)
+        left = {id(b) for b in self._unfinished}
+        self.cut_stored_bytes = sum(len(b.stored) for b in rest if id(b) not in left)
+        lo, hi = I64_MAX, I64_MIN
+        for b in rest:
+            lo, hi = min(lo, b.min_ts), max(hi, b.max_ts)
+        if self.builder.n_entries:
+            lo, hi = min(lo, self.builder.min_ts), max(hi, self.builder.max_ts)
+        self.chunk_min_ts, self.chunk_max_ts = lo, hi
+        self.first_lsn = rest[0].first_lsn if rest else self.builder_first_lsn
+        self._snapshot_raw = None
+        return blocks, blocks[-1].last_lsn
 
     # -- accounting ---------------------------------------------------------
     @property

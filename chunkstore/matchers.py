@@ -33,7 +33,9 @@ class Matcher:
             raise QueryError(f"matcher: unknown operator {self.op!r}")
         if self.op in ("=~", "!~"):
             try:
-                rx = re2.compile(f"^(?:{self.value})$")
+                # Prometheus' matchers (Loki's selectors): anchored, and `.`
+                # matches a newline too, so {app=~".+"} selects every value.
+                rx = re2.compile(f"^(?s:{self.value})$")
             except re2.error as exc:
                 raise QueryError(f"matcher: invalid regex {self.value!r} for {self.name}: {exc}") from None
             object.__setattr__(self, "_regex", rx)

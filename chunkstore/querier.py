@@ -28,7 +28,7 @@ from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
 from chunkstore.tokenfilter import SkipGate, chunk_filters
 
 __all__ = ["query", "select_entries", "label_names", "label_values", "series", "stats",
-           "time_range", "snapshot_streams"]
+           "time_range", "snapshot_streams", "raw_entry_count"]
 
 MATCH_ALL = None  # lazily built Filter([])
 END_UNBOUNDED = 1 << 63  # exclusive end past every int64 timestamp
@@ -131,6 +131,18 @@ def snapshot_streams(store, matchers, start: int, end: int):
         return out
 
 
+def raw_entry_count(raw) -> int:
+    """Entries in a raw block: its leading uvarint (``docs/FORMAT.md`` §2), 0 if unreadable."""
+    n = shift = 0
+    for i in range(min(len(raw), 10)):
+        b = raw[i]
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n
+        shift += 7
+    return 0
+
+
 def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, path=None,
                  base=0) -> list:
     stats.check_deadline()
@@ -217,6 +229,7 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
             def open_raw(raw=raw):
                 stats.check_deadline()
                 stats.bytes_decompressed += len(raw)
+                stats.lines_scanned += raw_entry_count(raw)
                 return _kernels.scan.scan_raw(raw, flt, start, end, -1, not forward)
 
             sources.append((lo, hi, open_raw))
@@ -436,9 +449,10 @@ def context(store, entry: Entry, before: int = 10, after: int = 10
         need = before - len(older_same)
         older = []
         if need > 0:
-            older = [e for e in select_entries(store, matchers, I64_MIN, entry.ts, forward=False,
-                                               limit=None) if dict(e.stream) == dict(stream)]
-            older = older[:need][::-1]
+            # lazily, newest first: reads only the blocks holding the lines wanted
+            older = list(islice((e for e in select_entries(
+                store, matchers, I64_MIN, entry.ts, forward=False, limit=None)
+                if dict(e.stream) == dict(stream)), need))[::-1]
         b = (older + older_same)[-before:]
     a: list[Entry] = []
     if after:

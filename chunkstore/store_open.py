@@ -43,7 +43,7 @@ from chunkstore.seal_commit import SealCommitter
 
 log = logging.getLogger("chunkstore.store")
 
-__all__ = ["open_into", "refresh", "OpenReport"]
+__all__ = ["open_into", "refresh", "OpenReport", "wal_stream_labels"]
 
 
 @dataclass
@@ -196,11 +196,22 @@ def _load_index_and_wal(store, report: OpenReport) -> None:
         report.wal_records += 1
         if isinstance(rec, wal_records.StreamRecord):
             sid = rec.stream_id
+            # The id is taken even when the labels are bad: a new stream must
+            # not inherit the entries the WAL still holds under it.
+            max_sid = max(max_sid, sid)
             if sid not in index.streams:
-                index.add_stream(sid, Labels.from_canonical(bytes(rec.labels)))
+                try:
+                    lbls = wal_stream_labels(rec, os.path.join(wal_dir, wal_mod.segment_name(seq)),
+                                             offset)
+                except CorruptionError as exc:
+                    # Not registered: its entries are reported as those of an
+                    # unknown stream, and every other record still replays.
+                    report.problems.append(exc)
+                    log.warning("%s", exc)
+                    continue
+                index.add_stream(sid, lbls)
             if sid not in logged:
                 stream_record_seg[sid] = seq
-            max_sid = max(max_sid, sid)
         else:
             sid, lsn = rec.stream_id, rec.lsn
             seg_max[seq] = max(seg_max.get(seq, 0), lsn)
@@ -244,6 +255,21 @@ def _load_index_and_wal(store, report: OpenReport) -> None:
         store.next_lsn = max_lsn + 1
         store._head_mem = sum(h.memory_bytes() for h in heads.values())
         store._reader_signature = signature
+
+
+def wal_stream_labels(rec: wal_records.StreamRecord, path: str, offset: int) -> Labels:
+    """The labels of a WAL STREAM record, checked like an index-log record's.
+
+    The record's checksum only says its bytes are as written; labels that are
+    not a canonical encoding (a bug, a crafted file) raise
+    :class:`CorruptionError` with the segment ``path`` and the record's
+    ``offset``, for replay and ``verify()`` to report.
+    """
+    try:
+        return Labels.from_canonical(bytes(rec.labels))
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise CorruptionError(f"wal: bad STREAM record for stream {rec.stream_id}: {exc}",
+                              path, offset) from None
 
 
 def _recover_stream(store, index: MemIndex, ref, report: OpenReport, index_path: str,

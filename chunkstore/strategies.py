@@ -832,3 +832,8 @@ else:  # pragma: no cover
 
 
 st.register_type_strategy(Labels, st.deferred(lambda: label_sets().map(Labels.from_input)))
+
+
+def _hypothesis_setup_hook() -> None:
+    """Hypothesis' plugin entry point (pyproject.toml): importing this module
+    registered ``st.from_type(Labels)`` above; nothing else to do."""

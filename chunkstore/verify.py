@@ -7,11 +7,13 @@ WAL. Nothing is repaired: the report says what is damaged and where.
 
 The last record of ``index.log`` and of the newest WAL segment may be a
 write in progress when another process writes the store, so there a record
-that runs past the end of the file is not reported by a read-only store.  A
-record that is complete in the file (its frame header is there and its
+that runs past the end of the file is not reported by a read-only store
+(in the WAL, unless a valid record follows it: then its length is damaged).
+A record that is complete in the file (its frame header is there and its
 declared length fits) and still fails its checksum or decoding is damage,
 not a write in progress (a reader only ever sees a prefix of what a writer
-wrote), and is reported by every store, with the file and offset.
+wrote), and is reported by every store, with the file and offset.  So is a
+WAL STREAM record whose labels are not a canonical encoding.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from chunkstore._kernels import crc32c
 from chunkstore.chunkfile import SegmentReader
 from chunkstore.errors import ChunkstoreError, CorruptionError
 from chunkstore.index_log import scan_index_log
-from chunkstore.wal_records import FRAME_SIZE, MAX_BODY, decode
+from chunkstore.store_open import wal_stream_labels
+from chunkstore.wal_records import FRAME_SIZE, MAX_BODY, StreamRecord, decode
 
 __all__ = ["VerifyReport", "verify_store"]
 
@@ -118,8 +121,14 @@ def verify_store(store) -> VerifyReport:
     if os.path.isdir(wal_dir):
         it = wal_mod.read_segments(wal_dir, repair=False)
         try:
-            for _ in it:
+            for seq, offset, rec in it:
                 rep.wal_records += 1
+                if isinstance(rec, StreamRecord):
+                    try:
+                        wal_stream_labels(rec, os.path.join(wal_dir, wal_mod.segment_name(seq)),
+                                          offset)
+                    except CorruptionError as exc:
+                        rep.problems.append(exc)
         except ChunkstoreError as exc:  # pragma: no cover - reader reports instead
             rep.problems.append(CorruptionError(str(exc), wal_dir, None))
         report = getattr(it, "report", None)
@@ -141,11 +150,15 @@ _FRAME = struct.Struct("<II")
 
 
 def _complete_bad_record(path: str, offset: int) -> CorruptionError | None:
-    """The damage of the WAL record at ``offset`` if it is complete in the file and bad.
+    """The damage of the WAL record at ``offset``, where replay ended quietly, if any.
 
-    ``None`` when the file ends there, when the record runs past the end
-    (a write in progress, or a torn tail the writer cuts) or when it is
-    valid now (a writer finished it after replay read the file).
+    Damage: a record complete in the file that fails its checksum or
+    decoding, an impossible length, or a record that runs past the end of
+    the file while a valid record follows it (its length is damaged:
+    :func:`chunkstore.wal.find_valid_record`).  ``None`` when the file ends
+    there, when the record runs past the end with nothing valid after it (a
+    write in progress, or a torn tail the writer cuts) or when it is valid
+    now (a writer finished it after replay read the file).
     """
     try:
         f = open(path, "rb")
@@ -161,7 +174,16 @@ def _complete_bad_record(path: str, offset: int) -> CorruptionError | None:
             return CorruptionError(f"wal: declared body length {length} outside 1..{MAX_BODY} "
                                    "in the newest segment", path, offset)
         if offset + FRAME_SIZE + length > size:
-            return None
+            # An append in progress or cut short, unless a valid record
+            # follows: then the length field is what is damaged.
+            after = wal_mod.find_valid_record(f.fileno(), offset + 1, size)
+            if after is None:
+                return None
+            return CorruptionError(
+                f"wal: record of {length} bytes runs past the end of the newest segment "
+                f"({size - offset - FRAME_SIZE} bytes left), but a valid record follows at "
+                f"offset {after}: the length is damaged, not an append in progress", path,
+                offset)
         body = os.pread(f.fileno(), length, offset + FRAME_SIZE)
         if len(body) < length:  # the file shrank under us
             return None

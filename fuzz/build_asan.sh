@@ -50,11 +50,13 @@ export CHUNKSTORE_REQUIRE_EXT=1
 
 # From / so that the current directory (first on sys.path) is not the tree.
 (cd / && python - <<EOF
-import chunkstore, chunkstore._block as b, chunkstore._scan as s, chunkstore._hashing as h
-for m in (b, s, h):
+import chunkstore
+from chunkstore import _kernels
+mods = (_kernels.block, _kernels.scan, _kernels.hashing, _kernels.tokens)
+for m in mods:
     assert m.__file__.startswith("$OUT/pkg/"), m.__file__
 assert chunkstore.ACCELERATED
-print("sanitized kernels:", b.__file__, s.__file__, h.__file__, sep="\n  ")
+print("sanitized kernels:", *(m.__file__ for m in mods), sep="\n  ")
 EOF
 )
 

@@ -13,7 +13,16 @@ directory (followed, for inputs of odd length, by a valid segment 2, so the
    repairing replay finds nothing left to repair (repair is idempotent and
    cuts only what the first replay reported);
 4. a ``WALWriter`` opens the repaired log and appends a record; a last replay
-   returns the old records followed by the new one.
+   returns the old records followed by the new one;
+5. the same files as the ``wal/`` of a whole store: it opens read-only and as
+   the writer (a damaged or hostile record is a problem in ``replay_report``,
+   never a failed open), ``verify()`` and a query of every stream run, and
+   every problem has a path and an offset (a :class:`CorruptionError`, or the
+   :class:`~chunkstore.wal.WALProblem` of a replay).
+   Whatever a strict replay (``tail_ok=False``) finds, the writer reports;
+   so does a read-only ``verify()``, unless it is an incomplete last record
+   of the newest segment with no valid record after it (an append in
+   progress, FORMAT.md section 5).
 
 Allowed: :class:`CorruptionError` from the kernels (reported by replay, never
 raised).  Anything else escaping, or a failed oracle, is a finding.
@@ -33,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzzlib  # noqa: E402
 from fuzzlib import Finding  # noqa: E402
 
+import chunkstore  # noqa: E402
 from chunkstore import _block_py, wal, wal_records  # noqa: E402
 from chunkstore._kernels import crc32c  # noqa: E402
 from chunkstore.errors import CorruptionError  # noqa: E402
@@ -49,6 +59,8 @@ else:
 
 _SCRATCH = fuzzlib.scratch_dir(NAME)
 _WAL = os.path.join(_SCRATCH, "wal")
+_STORE = os.path.join(_SCRATCH, "store")
+_EMPTY_STORE = os.path.join(_SCRATCH, "empty-store")
 _LAST = wal_records.encode_entries(1 << 40, 1, _block_py.encode_entries([7], [b"tail"]))
 _SEGMENT_2 = wal.segment_header(2) + wal_records.encode_entries(
     1 << 30, 1, _block_py.encode_entries([1], [b"second segment"]))
@@ -115,7 +127,84 @@ def check(data: bytes) -> bool:
     if final[:-1] != records or final[-1][2:] != ("EntriesRecord", 1 << 40, 1,
                                                   _block_py.encode_entries([7], [b"tail"])):
         raise Finding("a writer opened after replay lost or changed records")
+    _check_store(data)
     return rep2.clean  # the reader (tail_ok) does not report a bad last record
+
+
+def _check_store(data: bytes) -> None:
+    """Step 5: ``data`` as the WAL of a whole store, opened read-only and as the writer."""
+    if not os.path.isdir(_EMPTY_STORE):
+        chunkstore.open(_EMPTY_STORE, maintenance_interval=0).close()
+    shutil.rmtree(_STORE, ignore_errors=True)
+    shutil.copytree(_EMPTY_STORE, _STORE)
+    wal_dir = os.path.join(_STORE, "wal")
+    shutil.rmtree(wal_dir)
+    os.makedirs(wal_dir)
+    newest = os.path.join(wal_dir, wal.segment_name(1))
+    with open(newest, "wb") as f:
+        f.write(data)
+    if len(data) % 2:
+        newest = os.path.join(wal_dir, wal.segment_name(2))
+        with open(newest, "wb") as f:
+            f.write(_SEGMENT_2)
+    strict = wal.read_segments(wal_dir, repair=False, tail_ok=False)
+    for _ in strict:
+        pass
+    found = strict.report.problems
+    quiet_tail = (len(found) == 1 and found[0].path == newest
+                  and found[0].offset >= wal.HEADER_SIZE
+                  and _incomplete_without_valid_after(data, found[0].offset))
+    reported = {}
+    for read_only in (True, False):
+        what = "read-only" if read_only else "writer"
+        with chunkstore.open(_STORE, read_only=read_only, maintenance_interval=0) as s:
+            problems = list(s.replay_report.problems) + list(s.verify().problems)
+            for _ in s.query('{app=~".+"}'):
+                pass
+        for p in problems:
+            if not isinstance(p, CorruptionError | wal.WALProblem) or not p.path \
+                    or p.offset is None:
+                raise Finding(f"{what} store: a problem without a path and offset: {p!r}")
+        reported[what] = problems
+    if found and not reported["writer"]:
+        raise Finding(f"the writer's store reports nothing of {found}")
+    if found and not quiet_tail and not reported["read-only"]:
+        raise Finding(f"a read-only store's verify() reports nothing of {found}")
+
+
+def _valid_record(data: bytes, q: int) -> int | None:
+    """The end of the valid record at ``q`` of ``data`` (``None``: there is none)."""
+    if q + 8 > len(data):
+        return None
+    length, crc = _FRAME.unpack_from(data, q)
+    if not 0 < length <= wal_records.MAX_BODY or q + 8 + length > len(data):
+        return None
+    body = data[q + 8:q + 8 + length]
+    if crc32c(body, crc32c(data[q:q + 4])) != crc:
+        return None
+    try:
+        wal_records.decode(body[0], body[1:])
+    except CorruptionError:
+        return None
+    return q + 8 + length
+
+
+def _incomplete_without_valid_after(data: bytes, offset: int) -> bool:
+    """The record at ``offset`` runs past the end, and no valid record pair follows it.
+
+    The oracle of ``verify``'s search (``wal.find_valid_record``), by brute
+    force: a valid record that ends the file or is followed by another valid
+    record must be found, so a read-only store must report the damage.
+    """
+    if len(data) - offset >= 8:
+        (length,) = struct.unpack_from("<I", data, offset)
+        if not 0 < length <= wal_records.MAX_BODY or offset + 8 + length <= len(data):
+            return False  # complete in the file, or an impossible length: damage
+    for q in range(offset + 1, len(data) - 8):
+        end = _valid_record(data, q)
+        if end is not None and (end == len(data) or _valid_record(data, end) is not None):
+            return False
+    return True
 
 
 def replay_records(records) -> list[bytes]:

@@ -14,9 +14,7 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from cs_common cimport (as_bytes, cs_err, cs_hset, cs_hset_free, cs_hset_init, cs_raw,
-                        cs_raw_columns, cs_raw_header, cs_raw_meta, cs_tf_collect, cs_tf_hash, cs_tf_may_contain,
-                        cs_tf_size, cs_tf_write, raw_error)
+from cs_common cimport as_bytes, cs_err, cs_tf_build, cs_tf_hash, cs_tf_may_contain, raw_error
 
 import operator
 
@@ -49,48 +47,20 @@ def block_filter(raw, bits_per_key=DEFAULT_BITS_PER_KEY, prefix_len=DEFAULT_PREF
     cdef bytes buf = as_bytes(raw)
     cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(buf)
     cdef size_t size = <size_t>PyBytes_GET_SIZE(buf)
-    cdef cs_raw r
     cdef cs_err e
-    cdef int rc = 0
-    if cs_raw_header(base, size, &r, &e):
+    cdef uint8_t *flt = NULL
+    cdef size_t flen = 0
+    cdef int rc
+    with nogil:
+        rc = cs_tf_build(base, size, bpk, <size_t>plen, &flt, &flen, &e)
+    if rc == -1:
         raise raw_error(&e)
-    # n <= size / 2 and text_len <= size were checked: bounded by the input.
-    cdef uint64_t *off = <uint64_t *>malloc((r.n + 1) * sizeof(uint64_t))
-    cdef uint64_t *mask = <uint64_t *>malloc((r.text_len // 64 + 2) * sizeof(uint64_t))
-    cdef cs_hset s
-    cdef size_t flen
-    cdef bytes out
-    cdef uint8_t *dst
-    # Sized for log text (about one distinct key per 48 bytes of a 256 KiB
-    # block), so the set rarely grows: 12% faster than starting small.
-    if off == NULL or mask == NULL or cs_hset_init(&s, <size_t>(r.text_len // 48)):
-        free(off)
-        free(mask)
+    if rc:
         raise MemoryError()
     try:
-        with nogil:
-            rc = cs_raw_columns(base, &r, NULL, off, &e)
-            if rc == 0:
-                rc = cs_raw_meta(base, &r, NULL, &e)
-            if rc == 0:
-                rc = cs_tf_collect(base + r.text_pos, <size_t>r.text_len, off, r.n, <size_t>plen,
-                                   mask, &s)
-                if rc:
-                    rc = -2
-        if rc == -1:
-            raise raw_error(&e)
-        if rc == -2:
-            raise MemoryError()
-        flen = cs_tf_size(s.count + <uint64_t>s.have_zero, bpk, <uint64_t>size)
-        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>flen)
-        dst = <uint8_t *>PyBytes_AS_STRING(out)
-        with nogil:
-            cs_tf_write(&s, dst, flen)
-        return out
+        return PyBytes_FromStringAndSize(<const char *>flt, <Py_ssize_t>flen)
     finally:
-        cs_hset_free(&s)
-        free(off)
-        free(mask)
+        free(flt)
 
 
 def may_contain(filter, hashes):

@@ -149,3 +149,5 @@ cdef extern from "cs_tokens.h" nogil:
     size_t cs_tf_size(uint64_t n, uint64_t bits_per_key, uint64_t raw_len)
     void cs_tf_write(const cs_hset *s, uint8_t *out, size_t size)
     int cs_tf_may_contain(const uint8_t *f, size_t size, const uint64_t *hs, size_t nh)
+    int cs_tf_build(const uint8_t *base, size_t size, uint64_t bits_per_key, size_t prefix_len,
+                    uint8_t **out, size_t *out_len, cs_err *e)

@@ -33,6 +33,17 @@
 typedef int (*cs_lz4_fn)(const char *src, char *dst, int src_size, int dst_capacity);
 
 static cs_lz4_fn cs_lz4_decompress_safe = NULL;
+/* Compression as python-lz4's block.compress does it in its default mode,
+ * so the bytes are the same: LZ4_resetStream on a fresh LZ4_stream_t, then
+ * LZ4_compress_fast_continue with acceleration 1 (that differs from
+ * LZ4_compress_default on blocks under 64 KiB).  Set by cs_lz4c_init. */
+typedef void (*cs_lz4_reset_fn)(void *stream);
+typedef int (*cs_lz4_continue_fn)(void *stream, const char *src, char *dst, int src_size,
+                                  int dst_capacity, int acceleration);
+typedef int (*cs_lz4_sizeof_fn)(void);
+static cs_lz4_reset_fn cs_lz4_reset_stream = NULL;
+static cs_lz4_continue_fn cs_lz4_compress_continue = NULL;
+static size_t cs_lz4_state_size = 0;
 static pthread_key_t cs_tls_key;
 static int cs_tls_ready = 0;
 
@@ -72,6 +83,37 @@ CS_UNUSED static int cs_lz4tls_init(const char *lib_path)
         return 0;
     cs_lz4_decompress_safe = (cs_lz4_fn)dlsym(h, "LZ4_decompress_safe");
     return cs_lz4_decompress_safe != NULL;
+}
+
+/* Find the lz4 compressor in python-lz4's extension; 1 when found.  Needs no
+ * per-thread buffers (cut_blocks compresses into fresh memory). */
+CS_UNUSED static int cs_lz4c_init(const char *lib_path)
+{
+    void *h;
+    if (lib_path == NULL)
+        return 0;
+    h = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return 0;
+    cs_lz4_sizeof_fn size_of = (cs_lz4_sizeof_fn)dlsym(h, "LZ4_sizeofState");
+    cs_lz4_reset_stream = (cs_lz4_reset_fn)dlsym(h, "LZ4_resetStream");
+    cs_lz4_compress_continue = (cs_lz4_continue_fn)dlsym(h, "LZ4_compress_fast_continue");
+    if (!size_of || !cs_lz4_reset_stream || !cs_lz4_compress_continue) {
+        cs_lz4_reset_stream = NULL;
+        cs_lz4_compress_continue = NULL;
+        return 0;
+    }
+    cs_lz4_state_size = (size_t)size_of();
+    return 1;
+}
+
+/* python-lz4's default-mode compression of n bytes into dst (capacity cap)
+ * with `state` (cs_lz4_state_size bytes, 8-aligned): the compressed size, or
+ * 0 on failure. */
+CS_UNUSED static int cs_lz4_compress(void *state, const uint8_t *src, int n, uint8_t *dst, int cap)
+{
+    cs_lz4_reset_stream(state);
+    return cs_lz4_compress_continue(state, (const char *)src, (char *)dst, n, cap, 1);
 }
 
 /* A buffer of at least n bytes for this thread, marked busy until

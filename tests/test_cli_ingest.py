@@ -32,7 +32,7 @@ def test_stdin_lines_get_increasing_now_timestamps(tmp_path):
     store = tmp_path / "s"
     r = cli("ingest", store, "--labels", "app=x,env=dev", input="first\nsecond\n\nthird\r\n")
     assert r.returncode == 0, r.stderr
-    assert "ingested 3 lines" in r.stderr and "skipped 1 blank lines" in r.stderr
+    assert "ingested 3 lines" in r.stderr and "skipped 1 blank line\n" in r.stderr
     got = entries(store)
     assert [line for _ts, _l, line in got] == ["first", "second", "third"]
     assert all(lbl == {"app": "x", "env": "dev"} for _ts, lbl, _ in got)
@@ -56,7 +56,7 @@ def test_ts_regex_auto_formats_and_fudged_continuations(tmp_path):
     r = cli("ingest", store, log, "--labels", "{app=\"a\"}", "--ts-regex", r"^(\S+)")
     assert r.returncode == 0, r.stderr
     assert "ingested 6 lines" in r.stderr
-    assert "1 lines without a readable timestamp" in r.stderr
+    assert "1 line without a readable timestamp" in r.stderr
     got = [(t, line) for t, _l, line in entries(store)]
     assert got == [
         (T0 + 1 * S, "2024-01-01T00:00:01Z level=info msg=one"),

@@ -61,6 +61,17 @@ def test_inspect_store_text_and_jsonl(tmp_path):
             st.streams, st.chunks, st.entries, st.head_entries) == (2, st.chunks, 805, 5)
         a = next(x for x in d["streams"] if x["labels"] == {"app": "a"})
         assert a["head_entries"] == 5 and len(a["chunks"]) > 1
+        # blocks, codecs and checksums, read from the segment files themselves
+        segs = [describe_segment(p) for p in sorted(store.rglob("*.seg"))]
+        assert t["blocks"] == sum(x["totals"]["blocks"] for x in segs) > t["chunks"]
+        assert t["damaged_chunks"] == 0
+        assert a["codecs"] == ["lz4"] and all(c["checksum_ok"] for c in a["chunks"])
+        assert a["blocks"] == sum(c["blocks"] for c in a["chunks"])
+        assert (a["min_ts"], a["max_ts"]) == (T0, T0 + 404 * S)
+        r = cli("inspect", store)
+        assert f"checksums: all {t['blocks']} blocks ok" in r.stdout
+        for col in ("BLOCKS", "CODECS", "FROM", "TO", "CRC"):
+            assert col in r.stdout, col
         r = cli("inspect", store, "--chunks")
         assert r.stdout.count("segments/2024-01-01/") == t["chunks"]
     finally:
@@ -108,9 +119,15 @@ def test_verify_ok_then_flipped_byte(tmp_path):
         offsets = {p.offset for p in s.verify().problems}
     assert any(f"offset {o}:" in r.stdout for o in offsets)
     assert r.stderr.startswith("chunkstore: error: verify failed") and "Traceback" not in r.stderr
-    # inspect of the damaged file marks the block and fails too
+    # inspect of the damaged file marks the block and fails too, and so does the store's
     r = cli("inspect", seg)
     assert r.returncode == 1 and "FAILED" in r.stdout
+    r = cli("inspect", store)
+    assert r.returncode == 1 and "checksums: 1 chunk(s) FAILED" in r.stdout
+    r = cli("inspect", store, "-o", "jsonl")
+    d = json.loads(r.stdout)
+    assert r.returncode == 1 and d["totals"]["damaged_chunks"] == 1
+    assert [s["damaged_chunks"] for s in d["streams"]].count(1) == 1
     # and a query reading the damaged block is an error, not a traceback
     r = cli("query", store, '{app=~".+"}', "--limit", "0")
     assert r.returncode == 1 and r.stderr.startswith("chunkstore: error: ")
@@ -159,6 +176,38 @@ def test_maintenance_commands(tmp_path, args, method):
         assert n == 200 - 60  # 60 seconds of stream a are gone
     else:
         assert n == 200  # nothing is old enough to expire; compaction keeps every entry
+
+
+def test_retention_policy_from_options(tmp_path):
+    """A store does not record its policy: --period/--rule/--max-bytes give it, --now moves it."""
+    store = tmp_path / "s"
+    make_store(store, n=400)  # 2024-01-01, 400 s of two streams, several chunks each
+
+    def count(sel='{app=~".+"}'):
+        with chunkstore.open(store, read_only=True) as s:
+            return sum(1 for _ in s.query(sel))
+
+    r = cli("retention", store)
+    assert r.returncode == 0 and "no policy given" in r.stderr and count() == 800
+    # as of 2024-01-01T00:05:00Z, a 2 minute period expires the chunks that end before 00:03
+    at = "2024-01-01T00:05:00Z"
+    r = cli("retention", store, "--period", "2m", "--now", at, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("retention (dry run):") and count() == 800
+    dry = int(r.stdout.split("entries", 1)[1].split()[0].replace(",", ""))
+    assert 0 < dry < 800
+    # a rule keeps stream b for a day: only stream a's old chunks go
+    r = cli("retention", store, "--period", "2m", "--rule", '{app="b"}', "1d", "--now", at)
+    assert r.returncode == 0, r.stderr
+    assert count('{app="b"}') == 400 and 400 - 180 <= count('{app="a"}') < 400
+    # everything is years old today
+    r = cli("retention", store, "--period", "1d")
+    assert r.returncode == 0 and count() == 0
+    # bad policies are usage errors
+    for bad in (("--rule", '{app="b"', "1d"), ("--rule", '{app="b"}', "soon"),
+                ("--max-bytes", "lots"), ("--period", "0s")):
+        r = cli("retention", store, *bad)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, bad
 
 
 def test_delete_bad_query_and_missing_store(tmp_path):

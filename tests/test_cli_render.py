@@ -1,9 +1,19 @@
-"""The command line's parsing and rendering helpers, in process (no subprocess needed)."""
+"""The command line's parsing and rendering helpers, in process; and what a terminal shows.
+
+The last tests run the command on a pseudo-terminal (the only way to see
+what a user at a terminal sees: the metric table's sparklines, colour, the
+ingest progress bar).
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import pathlib
+import re
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -152,3 +162,98 @@ def test_highlight_and_levels():
     out = r.highlight("a timeout b", ["timeout"], pal, None)
     assert out == "a \x1b[1;31mtimeout\x1b[0m b"
     assert r.highlight("x", ["x"], r.Palette(False), "red") == "x"
+
+
+# ---------------------------------------------------------------------------
+# on a terminal
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def cli_on_terminal(*args, columns: int = 160, timeout: float = 60) -> tuple[int, str]:
+    """Run ``python -m chunkstore ARGS`` with stdout and stderr on a pty: ``(status, output)``."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = dict(os.environ, TERM="xterm", COLUMNS=str(columns), LANG="C.UTF-8",
+               PYTHONIOENCODING="utf-8")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    for k in ("NO_COLOR", "FORCE_COLOR"):
+        env.pop(k, None)
+    proc = subprocess.Popen([sys.executable, "-m", "chunkstore", *map(str, args)],
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env,
+                            cwd=REPO)
+    os.close(slave)
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            data += chunk
+        status = proc.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    return status, data.decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    import chunkstore
+
+    path = tmp_path_factory.mktemp("tty") / "store"
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        for i in range(600):
+            s.push([({"app": "api"}, [(T0 + i * S, f"level={'error' if i % 7 else 'info'} n={i}")]),
+                    ({"app": "web"}, [(T0 + i * S + 1, f"GET /{i} 200")])])
+    return path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_metric_table_has_sparklines_on_a_terminal(small_store):
+    q = 'sum by (app) (count_over_time({app=~".+"} |= "error" [1m]))'
+    status, out = cli_on_terminal("query", small_store, q, "--step", "30s")
+    assert status == 0, out
+    assert "TREND" in out and '{app="api"}' in out
+    assert any(ch in out for ch in "▁▂▃▄▅▆▇█"), out
+    assert "Traceback" not in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_log_lines_are_coloured_on_a_terminal_unless_no_color(small_store):
+    status, out = cli_on_terminal("query", small_store, '{app="api"} |= "error"', "--limit", "3")
+    assert status == 0 and "\x1b[1;31merror\x1b[0m" in out  # the needle, highlighted
+    status, out = cli_on_terminal("query", small_store, '{app="api"}', "--limit", "3",
+                                  "--no-color")
+    assert status == 0 and "\x1b[3" not in out and "level=" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_ingest_shows_progress_on_a_terminal(tmp_path):
+    log = tmp_path / "big.log"
+    with open(log, "w") as f:
+        for i in range(60_000):
+            f.write(f"2024-01-01T00:{i // 6000 % 60:02d}:{i // 100 % 60:02d}Z line {i} "
+                    f"{'x' * 40}\n")
+    status, out = cli_on_terminal("ingest", tmp_path / "s", log, "--labels", "app=big",
+                                  "--ts-regex", r"^(\S+)")
+    assert status == 0, out
+    # the progress display (rich's bar, or the plain one): file, lines and lines/s
+    assert "big.log" in out and re.search(r"[\d,]+ lines,? +[\d,]+ lines/s", out), out
+    assert "ingested 60,000 lines into" in out

@@ -150,3 +150,74 @@ def test_head_memory_stays_within_budget_and_pressure_compresses_first(tmp_path,
     seal_at_once, n2 = _pressure_workload(tmp_path / "b")
     assert n == n2
     assert compress_first * 3 < seal_at_once * 2, (compress_first, seal_at_once)
+
+
+def _layout_workload(path, slow: bool, monkeypatch):
+    """Push ~3 MB into 3 streams in small batches; the chunk layout (entries
+    per sealed chunk, per stream) after close.  ``slow``: the worker takes
+    2 ms extra per batch of blocks, so it is always behind the writer."""
+    import time
+
+    if slow:
+        real = CutBlockWorker._finish
+
+        def lagging(self, raws, codec):
+            time.sleep(0.002)
+            return real(self, raws, codec)
+
+        monkeypatch.setattr(CutBlockWorker, "_finish", lagging)
+    rng = random.Random(7)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"timeout", b"GET", b"/api/v1"]
+    with chunkstore.open(path, block_size=16 << 10, chunk_target_size=64 << 10,
+                         maintenance_interval=0) as s:
+        ts = 1_000_000
+        for _ in range(300):
+            batch = []
+            for app in ("a", "b", "c"):
+                entries = []
+                for _ in range(rng.randrange(5, 40)):
+                    ts += rng.randrange(1, 1000)
+                    line = b" ".join(rng.choice(words) for _ in range(8))
+                    entries.append((ts, line + b" id=%x" % rng.getrandbits(40)))
+                batch.append(({"app": app}, entries))
+            s.push(batch)
+        layout = {tuple(st.labels.canonical): [c.n_entries for c in st.chunks]
+                  for st in s.index.streams.values()}
+        total = sum(1 for _ in s.query('{app=~".+"}'))
+    monkeypatch.undo()
+    return layout, total
+
+
+def test_chunk_layout_does_not_depend_on_the_workers_timing(tmp_path, monkeypatch):
+    """A chunk is full when its earlier blocks' exact stored size plus an
+    estimate for the newest block reach the target: data alone decides, so a
+    worker that lags behind seals the same chunks (sealed later, by block)."""
+    fast, n1 = _layout_workload(tmp_path / "fast", False, monkeypatch)
+    slow, n2 = _layout_workload(tmp_path / "slow", True, monkeypatch)
+    assert n1 == n2 > 0
+    assert fast == slow
+    # several size-triggered chunks per stream, none of them the whole stream
+    assert all(len(sizes) >= 3 for sizes in fast.values()), fast
+
+
+def test_a_crash_after_sealing_a_full_chunk_keeps_the_open_blocks(tmp_path):
+    """Sealing a full chunk leaves the blocks cut after it (and the head block)
+    open; a crash then loses none of them (the WAL replays exactly those)."""
+    path = tmp_path / "s"
+    s = chunkstore.open(path, block_size=4 << 10, chunk_target_size=16 << 10,
+                        maintenance_interval=0)
+    rng = random.Random(3)
+    want = []
+    for i in range(4000):
+        line = b"req=%x user=%d msg=%s" % (rng.getrandbits(64), i % 97, b"x" * rng.randrange(80))
+        want.append((i + 1, line))
+        if len(want) % 50 == 0:
+            s.push([({"app": "a"}, want[-50:])])
+    sealed = [c.n_entries for st in s.index.streams.values() for c in st.chunks]
+    head = next(iter(s.heads.values()))
+    assert sealed and sum(sealed) < len(want)  # some sealed, some still open
+    assert sum(sealed) + head.n_entries() == len(want)
+    s._crash_for_tests()
+    with chunkstore.open(path) as s2:
+        got = [(e.ts, e.raw) for e in s2.query('{app="a"}', direction="forward")]
+    assert got == want

@@ -340,6 +340,14 @@ def run_one(path, name: str, disk: FaultyDisk, kind: str, nth: int, err: int,
     return False
 
 
+#: the kinds of call each operation makes: a fault of that kind must be reached, so
+#: the scan cannot pass by testing nothing (say, if the store moved to a call the
+#: shim does not wrap)
+CALLS_MADE = {name: {"write", "fsync"} for name in OPERATIONS}
+for _name in ("push_seal", "seal", "close", "compact"):  # these also write new files
+    CALLS_MADE[_name] |= {"create", "rename"}
+
+
 @pytest.mark.parametrize("permanent", [False, True], ids=["once", "permanent"])
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("name", list(OPERATIONS))
@@ -358,6 +366,8 @@ def test_fault_in_every_call(name, kind, permanent, template, reference, tmp_pat
             break
         nth += 1
         assert nth < 100, "the operation never completes"
+    if kind in CALLS_MADE[name]:
+        assert nth > 1, f"{name}: no {kind} call was faulted (the shim wraps nothing it makes)"
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ while it is still opening the store), then:
 * every acknowledged entry is there unless an acknowledged or in-flight
   delete covers it or it is below an expiry cutoff; nothing covered by an
   acknowledged delete comes back; nothing is duplicated, nothing was never
-  written, every line is byte-exact (see ``Expected`` in the workload).
+  written, every line is byte-exact; an in-flight write recovery dropped
+  never comes back in a later round (see ``Expected`` in the workload).
 
 The store directory lives on across rounds, so each round also recovers
 whatever the previous rounds left.  Quick mode runs 6 rounds;
@@ -136,6 +137,7 @@ def test_kill9_during_random_operations(tmp_path):
     print(f"\nkill9 soak: {ROUNDS} rounds, {kills} kills, {ops} operations begun, "
           f"{model.acked_writes} entries and {model.acked_deletes} deletes acknowledged, "
           f"{model.expiries} retention passes, {checked} entry checks, nothing lost, "
+          f"{len(model.gone)} in-flight entries the crash lost stayed lost, "
           f"{time.monotonic() - t0:.1f}s")
     assert kills == ROUNDS
     assert model.acked_writes > 0

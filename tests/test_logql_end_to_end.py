@@ -3,8 +3,10 @@
 The engine splits a query between the Cython scanner (literal line filters
 and prefilters inside compressed blocks), the Python pipeline and a lazy
 merge across chunks, blocks and the head.  The brute-force evaluator here
-keeps every entry in a list and runs every stage in plain Python, one entry
-at a time, with no prefilter, no index and no merge.  Both must agree on a
+keeps every entry in a list and evaluates the selector and the literal and regex
+line filters from their definitions (substring tests, RE2 searches), then the
+remaining stages with the pipeline module, one entry at a time, with no
+scanner, prefilter, index or merge.  Both must agree on a
 realistic corpus, in both directions, with and without limit, over time
 ranges that cut through blocks and chunks.
 """
@@ -14,12 +16,12 @@ from __future__ import annotations
 import random
 
 import pytest
+import re2
 
 import chunkstore
 from chunkstore import corpus, logql
-from chunkstore.logql_plan import _stage, _line_filter
 from chunkstore.logql.pipeline import Pipeline
-from chunkstore.matchers import Matcher
+from chunkstore.logql_plan import _line_filter, _stage
 
 N_LINES = 6000
 
@@ -38,7 +40,8 @@ QUERIES = [
     '{app="api"} | logfmt | level="warn" | line_format "{{.msg}} ({{.level}})"',
     '{app="payments"} | json | amount_cents > 5000 | keep app, user_id, amount_cents',
     '{app="payments"} | json | user_country="US" | drop trace_id',
-    '{app=~"web|gateway"} | pattern "<ip> - - [<_>] \\"<method> <path> <_>\\" <status> <size> <_>" | status = 404',
+    '{app=~"web|gateway"} | pattern "<ip> - - [<_>] \\"<method> <path> <_>\\" <status> <size> <_>"'
+    ' | status = 404',
     '{app=~"web|gateway"} |= ip("10.0.0.0/8")',
     '{app="auth"} | regexp "user_id=(?P<uid>\\\\d+)" | uid > 30000',
     '{app=~".+"} |= "req-" | label_format kind="{{.app}}-{{.env}}"',
@@ -68,17 +71,56 @@ def loaded(tmp_path_factory):
     store.close()
 
 
+def _selector_matches(labels: dict, matchers) -> bool:
+    """Prometheus label matchers, written out (regexes fully anchored, ``.`` matches newline)."""
+    for m in matchers:
+        have = labels.get(m.name, "")
+        if m.op in ("=", "!="):
+            ok = have == m.value
+        else:
+            ok = re2.fullmatch("(?s:" + m.value + ")", have) is not None
+        if ok != (m.op in ("=", "=~")):
+            return False
+    return True
+
+
+def _plain_line_filter(st):
+    """``|=``/``!=``/``|~``/``!~`` (with ``or``) as substring tests and RE2 searches: no
+    scanner clause, no literal prefilter, no regex simplification."""
+    if any(st.ips) or st.op in ("|>", "!>"):
+        return None  # ip() and pattern filters: the engine's stage (tested on its own)
+    if st.op in ("|=", "!="):
+        needles = [v.encode() for v in st.values]
+        hit = lambda line: any(n in line for n in needles)  # noqa: E731
+    else:
+        rxs = [re2.compile(v) for v in st.values]
+        hit = lambda line: any(r.search(line.decode()) for r in rxs)  # noqa: E731
+    negate = st.op.startswith("!")
+    return lambda line: hit(line) != negate
+
+
 def brute_force(raw, query, start, end, forward, limit):
     expr = logql.parse_log_query(query)
-    matchers = [Matcher(m.name, m.op, m.value) for m in expr.selector.matchers]
+    # Leading literal and regex line filters are evaluated here from their definition; the
+    # stages after them (parsers, label filters, formatters) come from the pipeline module.
+    leading = []
+    rest = list(expr.stages)
+    while rest and isinstance(rest[0], logql.ast.LineFilter):
+        plain = _plain_line_filter(rest[0])
+        if plain is None:
+            break
+        leading.append(plain)
+        rest.pop(0)
     stages = [_line_filter(s) if isinstance(s, logql.ast.LineFilter) else _stage(s)
-              for s in expr.stages]
+              for s in rest]
     pipe = Pipeline(stages)
     out = []
     for labels, ts, line, meta in raw:
-        if not all(m.matches(labels.get(m.name)) for m in matchers):
+        if not _selector_matches(labels, expr.selector.matchers):
             continue
         if not (start <= ts < end):
+            continue
+        if not all(f(line.encode()) for f in leading):
             continue
         res = pipe.process(ts, line.encode(), labels, meta)
         if res is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -93,3 +92,51 @@ def test_verify_clean_store_then_flipped_byte(store_path, small_opts):
             assert exc.path == str(seg)
         else:
             raise AssertionError("damaged block was read without error")
+
+
+def test_regression_verify_reports_a_damaged_length_before_valid_wal_records(store_path):
+    """A length field in the middle of the newest WAL segment damaged to run past its end.
+
+    A read-only ``verify()`` took it for an append in progress and said ok,
+    while a writer's replay cut the valid records after it.  A valid record
+    after it shows the length is damaged: every store reports it at the
+    record's offset; a record only cut short (nothing valid after it) stays
+    a quiet torn tail for a read-only store.
+    """
+    from chunkstore import wal
+
+    with chunkstore.open(store_path, maintenance_interval=0) as s:
+        for i in range(3):
+            s.push([({"app": "a"}, [(i, f"line {i}")])])
+        s._crash_for_tests()
+    wal_dir = store_path / "wal"
+    seg = str(wal_dir / wal.segment_name(wal.list_segments(wal_dir)[-1]))
+    offsets = [off for _seq, off, _rec in wal.read_segments(wal_dir, repair=False)]
+    assert len(offsets) == 4  # a STREAM record, three ENTRIES records
+    original = open(seg, "rb").read()
+    for k, off in enumerate(offsets):
+        damaged = bytearray(original)
+        damaged[off + 2] ^= 0xFF  # the length now runs ~16 MiB past the end of the file
+        with open(seg, "wb") as f:
+            f.write(damaged)
+        last = k == len(offsets) - 1
+        with chunkstore.open(store_path, read_only=True, maintenance_interval=0) as r:
+            problems = r.verify().problems
+            if last:  # looks like a record still being appended
+                assert problems == []
+            else:
+                assert [(p.path, p.offset) for p in problems] == [(seg, off)], k
+                assert isinstance(problems[0], chunkstore.CorruptionError)
+                assert f"valid record follows at offset {offsets[k + 1]}" in str(problems[0])
+        with chunkstore.open(store_path, maintenance_interval=0) as w:
+            [p] = w.replay_report.problems
+            assert (p.path, p.offset) == (seg, off)
+            assert f"({len(original) - off} bytes discarded)" in str(p)
+            assert ("valid record follows" in str(p)) is not last
+            assert w.verify().ok  # the writer's replay cut the file there
+            w._crash_for_tests()
+    # A record really cut short mid-segment (nothing after it) is a quiet torn tail.
+    with open(seg, "wb") as f:
+        f.write(original[:offsets[2] + 10])
+    with chunkstore.open(store_path, read_only=True, maintenance_interval=0) as r:
+        assert r.verify().ok

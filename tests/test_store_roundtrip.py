@@ -128,6 +128,17 @@ def test_labels_series_label_values(store_path, small_opts):
         assert s.series('{app=~".+"}', start=250) == [{"app": "c", "team": "t1"}]
 
 
+def test_selector_regex_dot_matches_newline_in_label_values(store_path):
+    # Prometheus' matchers compile `^(?s:re)$`: a value holding a newline is
+    # still matched by `.+` (it was missed with `^(?:re)$`).
+    with chunkstore.open(store_path) as s:
+        s.append({"app": "multi\nline"}, "x", ts=1)
+        s.append({"app": "plain"}, "y", ts=2)
+        assert [e.line for e in s.query('{app=~".+"}', direction="forward")] == ["x", "y"]
+        assert [e.line for e in s.query('{app=~"multi.line"}')] == ["x"]
+        assert [e.line for e in s.query('{app=~".+", app!~"m.*"}')] == ["y"]
+
+
 def test_reopen_after_close_keeps_everything(store_path, small_opts):
     with chunkstore.open(store_path, **small_opts) as s:
         for i in range(3000):

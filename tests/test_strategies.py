@@ -91,6 +91,32 @@ def test_invalid_label_sets_are_always_rejected(store, labels):
         (ts, True)]
 
 
+def test_from_type_labels_works_without_importing_the_strategies_module():
+    # The Hypothesis entry point (pyproject.toml) registers the strategy when
+    # Hypothesis is imported; a fresh interpreter shows it without our import.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hypothesis import given, settings, strategies as st\n"
+        "import chunkstore\n"
+        "seen = []\n"
+        "@settings(max_examples=30, database=None)\n"
+        "@given(st.from_type(chunkstore.Labels))\n"
+        "def check(labels):\n"
+        "    assert chunkstore.Labels.from_input(labels.as_dict()) == labels\n"
+        "    seen.append(labels)\n"
+        "check()\n"
+        "print(len(seen), 'chunkstore.strategies' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n, imported = out.stdout.split()
+    assert int(n) > 0 and imported == "True"
+
+
 def test_from_type_labels():
     @given(st.from_type(chunkstore.Labels))
     def check(labels):

@@ -265,6 +265,64 @@ def test_unknown_record_type_is_corruption(tmp_path):
     assert "unknown record type 9" in rep.problems[0].reason
 
 
+# --- records a store cannot apply ---------------------------------------------------
+
+@pytest.mark.parametrize("bad_labels", [b"app\xffapi", b"app\xff\xb2\xff"])
+def test_regression_wal_stream_record_with_malformed_labels_is_reported_not_fatal(
+        tmp_path, bad_labels):
+    """A STREAM record whose checksum matches but whose labels are not canonical bytes.
+
+    Opening the store used to raise ``ValueError`` / ``UnicodeDecodeError``;
+    now the record is reported like a damaged index-log record, its stream's
+    entries like those of an unknown stream, and the rest of the WAL replays.
+    """
+    import chunkstore
+    from chunkstore import _block_py
+    from chunkstore.labels import Labels
+
+    path = tmp_path / "store"
+    chunkstore.open(path, maintenance_interval=0).close()
+    wal_dir = path / "wal"
+    for name in os.listdir(wal_dir):
+        os.unlink(wal_dir / name)
+    ok = Labels.from_input({"app": "ok"})
+    records = [
+        wal_records.encode_stream(1, ok.fingerprint, ok.canonical),
+        wal_records.encode_entries(1, 1, _block_py.encode_entries([10], [b"first"])),
+        wal_records.encode_stream(2, 123, bad_labels),
+        wal_records.encode_entries(2, 2, _block_py.encode_entries([5], [b"lost"])),
+        wal_records.encode_entries(3, 1, _block_py.encode_entries([20], [b"second"])),
+    ]
+    offsets = [wal.HEADER_SIZE]
+    for framed in records:
+        offsets.append(offsets[-1] + len(framed))
+    seg = str(wal_dir / wal.segment_name(1))
+    with open(seg, "wb") as f:
+        f.write(wal.segment_header(1) + b"".join(records))
+    for read_only in (True, False):
+        with chunkstore.open(path, read_only=read_only, maintenance_interval=0) as s:
+            problems = s.replay_report.problems
+            assert all(isinstance(p, chunkstore.CorruptionError) for p in problems)
+            assert [(p.path, p.offset) for p in problems] == [(seg, offsets[2]),
+                                                              (seg, offsets[3])]
+            assert "bad STREAM record for stream 2" in str(problems[0])
+            assert "unknown stream 2" in str(problems[1])
+            assert s.replay_report.wal_records == len(records)
+            assert [e.line for e in s.query('{app=~".+"}', direction="forward")] == \
+                ["first", "second"]
+            rep = s.verify()
+            assert [(p.path, p.offset) for p in rep.problems] == [(seg, offsets[2])]
+            if not read_only:
+                # Stream id 2 stays taken: its entries are still in the WAL.
+                new = s.stream({"app": "new"})
+                assert new._sid == 3
+                new.append("third", ts=30)
+    with chunkstore.open(path, read_only=True, maintenance_interval=0) as s:
+        assert [e.line for e in s.query('{app="new"}')] == ["third"]
+        assert [e.line for e in s.query('{app="ok"}', direction="forward")] == \
+            ["first", "second"]
+
+
 # --- a real crash -------------------------------------------------------------------
 
 CHILD = r"""

@@ -34,7 +34,7 @@ from itertools import accumulate
 from chunkstore import _kernels
 from chunkstore.errors import CorruptionError
 from chunkstore.logql.evaluator import labels_key
-from chunkstore.querier import snapshot_streams
+from chunkstore.querier import raw_entry_count, snapshot_streams
 from chunkstore.timeutil import I64_MAX, I64_MIN
 from chunkstore.tokenfilter import SkipGate, chunk_filters
 
@@ -146,6 +146,7 @@ def _raw_blocks(store, chunks, head_snap, lo: int, hi: int, windows: _Windows, s
         yield b.min_ts, b.max_ts, _decompress(b.stored, stats)
     if raw is not None and rhi >= lo and rlo < hi:
         stats.bytes_decompressed += len(raw)
+        stats.lines_scanned += raw_entry_count(raw)
         yield rlo, rhi, raw
 
 

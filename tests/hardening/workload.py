@@ -293,6 +293,8 @@ class Expected:
     compaction drop whole chunks or blocks, so below a cutoff an entry *may*
     go).  An entry covered by an acknowledged delete must never be returned.
     Every returned entry must be one that was written, once, byte-exact.
+    Recovery decides the in-flight writes once: one found present is
+    required from then on, one found absent must never come back.
     """
 
     def __init__(self):
@@ -300,6 +302,8 @@ class Expected:
         self.deletes: list[Delete] = []
         self.cutoffs = [I64_MIN] * len(STREAMS)
         self.pending: dict[int, tuple] = {}
+        #: in-flight entries a check found absent: they must stay absent
+        self.gone: set[int] = set()
         self.max_id = -1
         self.max_ts = T0
         self.floor = T0
@@ -391,6 +395,9 @@ class Expected:
             if eid in present:
                 problems.append(f"entry {eid} duplicated")
                 continue
+            if eid in self.gone:
+                problems.append(f"entry {eid} was absent after an earlier recovery and came back")
+                continue
             if eid > self.max_id or sidx >= len(STREAMS):
                 problems.append(f"entry {eid} was never written: {raw[:60]!r}")
                 continue
@@ -437,6 +444,9 @@ class Expected:
                 must += acked is not None
                 continue
             if acked is None:
+                if promote:  # the crash lost it: recovery may not bring it back later
+                    self.gone.add(eid)
+                    del self.entries[eid]
                 continue
             if horizon is not None and acked > horizon and not (
                     durable_at is not None and acked <= durable_at):
