@@ -122,7 +122,7 @@ def main(argv=None) -> int:
                      "value": fmt_rate(raw_bytes, c_with),
                      "baseline": f"without: {fmt_rate(raw_bytes, c_without)}",
                      "ratio": fmt_ratio(c_without, c_with),
-                     "target": ">= 0.85x"})
+                     "target": "(CPU cost, reported; the target is on throughput)"})
         rows.append({"figure": "token filter bytes / stored bytes",
                      "value": f"{100 * fbytes / stored:.2f}%",
                      "baseline": f"{fmt_bytes(fbytes)} of {fmt_bytes(stored)}, {n_blocks} blocks",
