@@ -28,7 +28,7 @@ from libc.string cimport memcpy
 from cs_common cimport (
     as_bytes, cs_crc32c, cs_crc_init, cs_err, cs_put_uvarint, cs_raw, cs_raw_columns, cs_tf_build,
     cs_raw_header, cs_raw_meta, cs_meta_canonical, cs_uvarint_size, cs_uvarint_trusted,
-    cs_zigzag, raw_error,
+    cs_zigzag, lz4_library_path, raw_error,
 )
 
 import operator
@@ -493,16 +493,8 @@ def compress_block(raw, codec=CODEC_LZ4, level=0, zstd_params=None):
     return out
 
 
-def _lz4_library():
-    try:
-        import lz4.block._block as ext
-        return ext.__file__.encode()
-    except (ImportError, AttributeError):  # pragma: no cover - depends on the install
-        return None
-
-
 cdef bint _init_lz4c():
-    cdef bytes lib = _lz4_library()
+    cdef bytes lib = lz4_library_path()
     return cs_lz4c_init(<const char *>lib if lib is not None else NULL) != 0
 
 

@@ -29,7 +29,7 @@ from libc.string cimport memset
 
 from cs_common cimport (
     CS_E_NOMEM, as_bytes, cs_crc32c, cs_crc_init, cs_err, cs_raw, cs_raw_columns,
-    cs_raw_header, cs_raw_meta, cs_uvarint_trusted, raw_error,
+    cs_raw_header, cs_raw_meta, cs_uvarint_trusted, lz4_library_path, raw_error,
 )
 
 import operator
@@ -81,16 +81,8 @@ cs_search_init(2)
 cs_crc_init()
 
 
-def _lz4_library():
-    try:
-        import lz4.block._block as ext
-        return ext.__file__.encode()
-    except (ImportError, AttributeError):  # pragma: no cover - depends on the install
-        return None
-
-
 cdef bint _init_fast_lz4():
-    cdef bytes lib = _lz4_library()
+    cdef bytes lib = lz4_library_path()
     return cs_lz4tls_init(<const char *>lib if lib is not None else NULL) != 0
 
 

@@ -151,3 +151,13 @@ cdef extern from "cs_tokens.h" nogil:
     int cs_tf_may_contain(const uint8_t *f, size_t size, const uint64_t *hs, size_t nh)
     int cs_tf_build(const uint8_t *base, size_t size, uint64_t bits_per_key, size_t prefix_len,
                     uint8_t **out, size_t *out_len, cs_err *e)
+
+
+cdef inline bytes lz4_library_path():
+    """The file of python-lz4's block extension, whose lz4 functions the
+    kernels look up with dlsym (no second copy of lz4); None if not found."""
+    try:
+        import lz4.block._block as ext
+        return ext.__file__.encode()
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the install
+        return None
