@@ -30,7 +30,6 @@ from chunkstore.errors import (
 )
 from chunkstore.labels import Labels
 from chunkstore.logql import ast
-from chunkstore.logql import line_filters as _lines
 from chunkstore.logql.pipeline import Pipeline
 from chunkstore.logql_plan import _line_filter, _stage, parse_selector_matchers, to_matchers
 from chunkstore.metric_query import MAX_QUERY_SERIES
@@ -122,9 +121,6 @@ class _LogQuery:
         stages = [_line_filter(s) if isinstance(s, ast.LineFilter) else _stage(s)
                   for s in expr.stages]
         self.pipeline = Pipeline(stages)
-        # With only literal line filters the store runs no pipeline at all, and
-        # the entry's labels are the stream's plus its metadata as stored.
-        self.literal_only = all(isinstance(s, _lines.Contains) for s in stages)
 
     def selects(self, labels: Labels) -> bool:
         return all(m.matches(labels.get(m.name)) for m in self.matchers)
@@ -132,16 +128,7 @@ class _LogQuery:
     def run(self, stream: _Stream, held: _Held, *, metadata: bool = True):
         """``(raw, labels)`` of the entry as the query returns it, or None if dropped."""
         meta = list(held.meta) if metadata and held.meta else None
-        out = self.pipeline.process(held.ts, held.raw, stream.labels, meta)
-        if out is None:
-            return None
-        if self.literal_only:
-            if not held.meta:
-                return held.raw, stream.labels
-            lbl = dict(stream.labels)
-            lbl.update(held.meta)
-            return held.raw, lbl
-        return out
+        return self.pipeline.process(held.ts, held.raw, stream.labels, meta)
 
 
 class _ReferenceStreamHandle:

@@ -33,7 +33,7 @@ from chunkstore.logql.pipeline import Pipeline
 from chunkstore.matchers import Matcher
 
 __all__ = ["LogPlan", "plan_log_query", "plan_from_ast", "parse_selector_matchers",
-           "compile_stages", "to_matchers"]
+           "compile_stages", "to_matchers", "bare_process"]
 
 
 @dataclass
@@ -63,6 +63,17 @@ class LogPlan:
             return sp[0].process(ts, line, meta)
 
         return process
+
+
+def bare_process():
+    """``process`` of a query with no pipeline stages, for entries with metadata.
+
+    A query with only literal line filters runs no pipeline (the scanner did
+    all of it); an entry's structured metadata still becomes labels the way
+    every pipeline adds it (names normalised, ``_extracted`` on a clash with
+    a stream label), so both paths return the same labels.
+    """
+    return LogPlan(None, [], [], None, Pipeline(())).process
 
 
 def _s(v) -> str:

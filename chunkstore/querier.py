@@ -289,14 +289,15 @@ def _entries_of(store, sid, labels, chunks, hs, flt, start, end, forward, proces
         src = ((ts, line, meta) for ts, line, meta in src
                if not any(t.covers(ts, line, meta, labels) for t in tombs))
     if process is None:
+        bare = None  # an empty pipeline: metadata labels exactly as a pipeline adds them
         for ts, line, meta in src:
             stats.lines_matched += 1
             if meta:
-                lbl = dict(labels)
-                for k, v in meta:
-                    lbl[k.decode() if isinstance(k, bytes) else k] = (
-                        v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-                yield Entry(ts, line, lbl, labels)
+                if bare is None:
+                    from chunkstore.logql_plan import bare_process
+
+                    bare = bare_process()
+                yield Entry(ts, line, bare(ts, line, meta, labels)[1], labels)
             else:
                 yield Entry(ts, line, labels, labels)
     else:

@@ -105,6 +105,25 @@ def test_structured_metadata_in_labels(store_path):
         assert got == [{"app": "a", "trace_id": "abc"}, {"app": "a", "user": "u1"}, {"app": "a"}]
 
 
+def test_regression_metadata_labels_are_the_same_with_and_without_a_pipeline(store_path):
+    # A selector with only literal filters runs no pipeline; its entries'
+    # metadata labels were taken as stored ("trace.id", and "env" replacing the
+    # stream's env) while every pipeline normalises names and suffixes a clash
+    # with a stream label with "_extracted", as Loki's labels builder does.
+    from chunkstore.testing import ReferenceStore
+
+    want = {"app": "api", "env": "prod", "env_extracted": "dev", "trace_id": "abc"}
+    ref = ReferenceStore()
+    with chunkstore.open(store_path) as s:
+        for st in (s, ref):
+            st.append({"app": "api", "env": "prod"}, "hello", ts=1,
+                      metadata={"trace.id": "abc", "env": "dev"})
+        for q in ('{app="api"}', '{app="api"} |= "hello"', '{app="api"} |~ "hel+o"',
+                  '{app="api"} | trace_id="abc"'):
+            assert [dict(e.labels) for e in s.query(q)] == [want], q
+            assert [dict(e.labels) for e in ref.query(q)] == [want], q
+
+
 def test_datetime_timestamps(store_path):
     from datetime import datetime, timezone
 
