@@ -173,6 +173,7 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
     fast_at = getattr(_kernels.scan, "scan_block_at", None) if _kernels.scan.FAST_LZ4 else None
     for i, bm in enumerate(meta.blocks):
         if bm.max_ts < start or bm.min_ts >= end:
+            stats.blocks_skipped += 1  # outside the time range: never read
             continue
         if filters is not None and not gate.may_match(filters[i]):
             stats.blocks_filtered += 1
@@ -214,6 +215,7 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
         cut, raw, lo, hi = head_snap
         for b in cut:
             if b.max_ts < start or b.min_ts >= end:
+                stats.blocks_skipped += 1
                 continue
             if gate is not None and not gate.may_match(b.token_filter):
                 stats.blocks_filtered += 1

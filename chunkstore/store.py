@@ -59,6 +59,8 @@ class PushResult:
 #: a head block smaller than this is not cut under memory pressure: the few
 #: bytes freed do not pay for another block (and its index entry and filter)
 _MIN_PRESSURE_CUT = 4096
+#: entries for one stream in one call above which they are appended in slices
+_SLICE_CHECK = 2048
 #: at most one heap trim per this many seconds under memory pressure
 _HEAP_TRIM_INTERVAL = 0.25
 
@@ -142,9 +144,11 @@ class Store:
         self._max_line = options.max_line_size or (1 << 62)
         self._ooo_ns = options.ooo_window_ns
         self._to_seal: set[int] = set()
-        # heads whose first n cut blocks make a full chunk, sealed (just those
-        # blocks) once the worker has finished them: stream id -> n
-        self._full_chunks: dict[int, int] = {}
+        # heads whose first cut blocks make full chunks, sealed (just those
+        # blocks) once the worker has finished them: stream id -> the block
+        # counts where each full chunk ends, ascending (usually one; a push
+        # of several MB to one stream can fill more)
+        self._full_chunks: dict[int, list[int]] = {}
         self._last_heap_trim = 0.0
         self.next_stream_id = 1
         self.next_chunk_id = 1
@@ -423,11 +427,27 @@ class Store:
         the WAL record (``BlockBuilder.extend_record``); Python-level work is
         per call, not per entry, except for rejected entries.
         """
-        b = head.builder
         max_ts = head.max_ts
         floor = max_ts - self._ooo_ns if max_ts != I64_MIN else I64_MIN
         if floor < I64_MIN:
             floor = I64_MIN
+        if len(entries) <= _SLICE_CHECK:
+            self._extend_part(sid, head, entries, floor, result, records, touched, labels)
+            return
+        # Many entries for one stream: append them a block at a time, so head
+        # blocks stay near block_size and no WAL record nears its 64 MiB limit
+        # (sealing still waits until the WAL write; cut blocks only go to the
+        # worker).  The out-of-order floor is the one of the whole call.
+        opts = self.options
+        for part in _slices(entries, opts.block_size):
+            self._extend_part(sid, head, part, floor, result, records, touched, labels)
+            if head.builder.size_bytes >= opts.block_size:
+                if head._unfinished:
+                    self._reconcile(head)
+                self._cut_block(head, opts.chunk_target_size)
+
+    def _extend_part(self, sid, head, entries, floor, result, records, touched, labels) -> None:
+        b = head.builder
         bmem0 = b.memory_bytes()
         lsn = self.next_lsn
         n, rejects, record = b.extend_record(entries, self._max_line, floor, lsn, sid)
@@ -497,14 +517,12 @@ class Store:
             if head.builder.size_bytes >= opts.block_size:
                 if head.stream_id in full:  # rare: its last block is still not finished
                     self._seal_full_chunks([head])
-                self._cut(head)
-                if self._chunk_full_after_cut(head, target):
-                    full[head.stream_id] = len(head.cut)
+                self._cut_block(head, target)
             if head.chunk_max_ts - head.chunk_min_ts > max_age:
                 self._to_seal.add(head.stream_id)
         if full:
-            ready = [self.heads[sid] for sid, n in full.items()
-                     if all(b.stored is not None for b in self.heads[sid].cut[:n])]
+            ready = [self.heads[sid] for sid, ends in full.items()
+                     if all(b.stored is not None for b in self.heads[sid].cut[:ends[-1]])]
             if ready:
                 self._seal_full_chunks(ready)
                 self._truncate_wal()
@@ -533,7 +551,8 @@ class Store:
         however the threads ran, and the writer waits for nothing but blocks
         cut one block earlier (the worker has long finished those).
         """
-        cut = head.cut
+        ends = self._full_chunks.get(head.stream_id)
+        cut = head.cut[ends[-1] if ends else 0:]  # the blocks of the open chunk
         last = cut[-1]
         earlier = [b for b in head._unfinished if b is not last]
         if earlier:
@@ -547,11 +566,25 @@ class Store:
             estimate = last.raw_len
         return exact + estimate >= target
 
+    def _cut_block(self, head: StreamHead, target: int) -> None:
+        """Cut ``head``'s full head block and note where a full chunk ends."""
+        self._cut(head)
+        if self._chunk_full_after_cut(head, target):
+            self._full_chunks.setdefault(head.stream_id, []).append(len(head.cut))
+
     def _seal_full_chunks(self, heads: list[StreamHead]) -> None:
-        """Seal the full chunk of each head (its first cut blocks, noted in
+        """Seal the full chunks of each head (its first cut blocks, noted in
         ``_full_chunks``), leaving its later blocks and head block open."""
-        counts = {h.stream_id: self._full_chunks.pop(h.stream_id) for h in heads}
-        self._seal(heads, n_blocks=counts)
+        pending = {h.stream_id: self._full_chunks.pop(h.stream_id) for h in heads}
+        done = dict.fromkeys(pending, 0)
+        for k in range(max(len(ends) for ends in pending.values())):
+            batch = [h for h in heads if len(pending[h.stream_id]) > k]
+            counts = {}
+            for h in batch:
+                end = pending[h.stream_id][k]
+                counts[h.stream_id] = end - done[h.stream_id]
+                done[h.stream_id] = end
+            self._seal(batch, n_blocks=counts)
 
     def _cut(self, head: StreamHead):
         """Cut ``head``'s block (the worker finishes it), keeping the memory count."""
@@ -926,6 +959,27 @@ class Store:
         from chunkstore import querier
 
         return querier.stats(self, selector, start, end)
+
+
+def _slices(entries: list, block_size: int) -> list[list]:
+    """``entries`` cut into runs of about ``block_size`` line bytes (a str line
+    counted at up to 4 bytes a character); malformed entries count as 0 (the
+    kernel rejects them)."""
+    out = []
+    start = acc = 0
+    for i, e in enumerate(entries):
+        try:
+            line = e[1]
+            n = len(line) if type(line) is not str or line.isascii() else 4 * len(line)
+        except (TypeError, IndexError, KeyError):
+            n = 0
+        acc += n + 16
+        if acc >= block_size:
+            out.append(entries[start:i + 1])
+            start, acc = i + 1, 0
+    if start < len(entries):
+        out.append(entries[start:])
+    return out
 
 
 def chunk_record(ref: ChunkRef) -> list:

@@ -221,3 +221,35 @@ def test_a_crash_after_sealing_a_full_chunk_keeps_the_open_blocks(tmp_path):
     with chunkstore.open(path) as s2:
         got = [(e.ts, e.raw) for e in s2.query('{app="a"}', direction="forward")]
     assert got == want
+
+
+def test_regression_a_huge_push_to_one_stream_is_cut_into_blocks(tmp_path):
+    # One push of 66 MB to one stream used to make one 66 MB head block: the
+    # WAL record went over its 64 MiB limit (LimitError after the entries were
+    # in the head), and close() then failed compressing the block.
+    with chunkstore.open(tmp_path / "s", maintenance_interval=0) as s:
+        entries = [(i, b"%08d " % i + b"x" * 1000) for i in range(66_000)]
+        r = s.push([({"app": "a"}, entries)])
+        assert r.accepted == len(entries) and not r.rejected
+        head = next(iter(s.heads.values()))
+        assert len(head.cut) > 200
+        assert max(b.raw_len for b in head.cut) < s.options.block_size + 4096
+        assert len(list(s.query('{app="a"}', limit=10))) == 10
+        assert s.last_query_stats.lines_scanned < 1000  # one block, not the stream
+    with chunkstore.open(tmp_path / "s") as s:
+        got = [(e.ts, e.raw) for e in s.query('{app="a"}', direction="forward")]
+    assert got == entries
+
+
+def test_a_push_that_fills_several_chunks_seals_each_at_the_target(tmp_path):
+    rng = random.Random(11)
+    opts = dict(block_size=8 << 10, chunk_target_size=32 << 10, maintenance_interval=0)
+    entries = [(i, b"%x" % rng.getrandbits(400)) for i in range(20_000)]  # ~2 MB, 1.2x lz4
+    with chunkstore.open(tmp_path / "s", **opts) as s:
+        s.push([({"app": "a"}, entries)])  # ~2 MB for one stream in one call
+        s.push([({"app": "a"}, [(20_000, b"next")])])  # the next push seals the full ones
+        sizes = [c.stored_bytes for st in s.index.streams.values() for c in st.chunks]
+        assert len(sizes) >= 20
+        assert all(16 << 10 < n < 64 << 10 for n in sizes), sizes
+    with chunkstore.open(tmp_path / "s") as s:
+        assert sum(1 for _ in s.query('{app="a"}')) == len(entries) + 1

@@ -54,3 +54,19 @@ def test_context_before_reads_only_nearby_blocks(store_path, small_opts):
         # the last query context ran is the one for the older lines
         assert s.last_query_stats.blocks_read <= 3 < whole // 10, (
             s.last_query_stats.blocks_read, whole)
+
+
+def test_blocks_outside_the_time_range_are_counted_as_skipped(store_path, small_opts):
+    # a log query's stats say which blocks of the chunks it opened lay outside
+    # [start, end) and went unread (the CLI prints "N skipped by time")
+    with chunkstore.open(store_path, **small_opts) as s:
+        n = 500
+        for i in range(n):
+            s.append({"app": "a"}, f"line {i:04d} some padding text", ts=(i + 1) * S)
+        list(s.query('{app="a"}', direction="forward"))
+        whole = s.last_query_stats
+        assert whole.blocks_skipped == 0
+        got = list(s.query('{app="a"}', start=200 * S, end=210 * S, direction="forward"))
+        st = s.last_query_stats
+        assert [e.ts for e in got] == [i * S for i in range(200, 210)]
+        assert st.blocks_skipped > 0 and st.blocks_read < whole.blocks_read
