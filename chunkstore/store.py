@@ -637,7 +637,8 @@ class Store:
         full = self.options.chunk_target_size
         for h in cut:
             self._reconcile(h, settle=True)
-            if h.cut_stored_bytes >= full:
+            # (a head with a full chunk noted seals that one at the next push)
+            if h.cut_stored_bytes >= full and h.stream_id not in self._full_chunks:
                 self._to_seal.add(h.stream_id)
         now = time.monotonic()
         if now - self._last_heap_trim >= _HEAP_TRIM_INTERVAL:

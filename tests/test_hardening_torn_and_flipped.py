@@ -233,10 +233,14 @@ def _length_runs_past_end(fmap: FileMap, target: str, offset: int) -> bool:
     """The flipped byte is in a frame's length field, which now runs past the file's end.
 
     To a read-only reader that is the look of a record still being appended
-    (FORMAT.md; ``verify._complete_bad_record``), so it may stay silent.
+    (FORMAT.md; ``verify._complete_bad_record``), so it may stay silent.  In
+    a WAL segment only the last frame may: valid records after an earlier
+    one tell the damage from a torn tail, and verify must report it.
     """
     for start in fmap.frames:
         if start <= offset < start + 4:
+            if fmap.kind == "wal" and start != max(fmap.frames):
+                return False
             with open(target, "rb") as f:
                 f.seek(start)
                 (length,) = struct.unpack("<I", f.read(4))
