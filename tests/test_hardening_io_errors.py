@@ -55,7 +55,7 @@ ERRORS = (errno.ENOSPC, errno.EIO)
 
 # The calls a fault can hit, by kind; "create" is os.open with O_CREAT.
 KINDS = {
-    "write": ("write", "pwrite"),
+    "write": ("write", "writev", "pwrite"),
     "fsync": ("fsync",),
     "rename": ("rename", "replace"),
     "create": ("open",),

@@ -156,8 +156,8 @@ class PowerLossFS:
     # -- wrappers ----------------------------------------------------------------
     def install(self) -> PowerLossFS:
         o = self._orig
-        for name in ("open", "write", "pwrite", "fsync", "fdatasync", "ftruncate", "rename",
-                     "replace", "unlink", "remove", "mkdir", "rmdir", "close"):
+        for name in ("open", "write", "writev", "pwrite", "fsync", "fdatasync", "ftruncate",
+                     "rename", "replace", "unlink", "remove", "mkdir", "rmdir", "close"):
             o[name] = getattr(os, name)
 
         def _open(path, flags, mode=0o777, *, dir_fd=None):
@@ -181,6 +181,9 @@ class PowerLossFS:
             if self._fd_path(fd) is not None and self._point("write"):
                 self._torn(lambda part: o["write"](fd, part), data)
             return o["write"](fd, data)
+
+        def _writev(fd, bufs):  # one write of the buffers, torn the same way
+            return _write(fd, b"".join(bytes(b) for b in bufs))
 
         def _pwrite(fd, data, offset):
             if self._fd_path(fd) is not None and self._point("pwrite"):
@@ -225,6 +228,7 @@ class PowerLossFS:
 
         os.open = _open
         os.write = _write
+        os.writev = _writev
         os.pwrite = _pwrite
         os.fsync = _fsync
         os.fdatasync = _fsync

@@ -169,3 +169,27 @@ def test_broken_error_pickles_and_names_the_cause():
     e2 = pickle.loads(pickle.dumps(e))
     assert e2.errno == errno.ENOSPC and e2.filename == "/x/00000001.wal"
     assert "No space left on device" in str(e2) and "reopen" in str(e2)
+
+
+def test_a_list_of_records_is_written_whole_across_short_writev_calls(tmp_path, monkeypatch):
+    # WALWriter.write(list) uses os.writev (no joined copy); a regular file may
+    # still take fewer bytes than asked, even mid-record: the rest must follow
+    # in order, and more than IOV_MAX records must go in several calls.
+    real = os.writev
+    calls = []
+
+    def short_writev(fd, bufs):
+        calls.append(len(bufs))
+        data = b"".join(bytes(b) for b in bufs)
+        return real(fd, [data[:37]])  # at most 37 bytes a call
+
+    w = wal.WALWriter(tmp_path, fsync="never").open()
+    monkeypatch.setattr(os, "writev", short_writev)
+    w.write([rec(lsn) for lsn in range(1, 6)])
+    monkeypatch.setattr(os, "writev", real)
+    n = wal._IOV_MAX + 10
+    many = [wal_records.encode_entries(lsn, 1, b"e" * 40) for lsn in range(6, 6 + n)]
+    w.write(many)
+    w.close()
+    assert len(calls) > 5  # short writes were resumed
+    assert lsns(tmp_path) == list(range(1, 6 + n))
