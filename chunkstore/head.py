@@ -179,7 +179,6 @@ class StreamHead:
             lo, hi = min(lo, self.builder.min_ts), max(hi, self.builder.max_ts)
         self.chunk_min_ts, self.chunk_max_ts = lo, hi
         self.first_lsn = rest[0].first_lsn if rest else self.builder_first_lsn
-        self._snapshot_raw = None
         return blocks, blocks[-1].last_lsn
 
     # -- accounting ---------------------------------------------------------

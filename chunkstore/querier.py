@@ -20,8 +20,9 @@ from functools import partial
 from itertools import islice
 
 from chunkstore import _kernels
+from chunkstore._block_py import _uvarint as _raw_uvarint
 from chunkstore.deletion import applicable
-from chunkstore.errors import QueryError
+from chunkstore.errors import CorruptionError, QueryError
 from chunkstore.index import ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
@@ -133,14 +134,10 @@ def snapshot_streams(store, matchers, start: int, end: int):
 
 def raw_entry_count(raw) -> int:
     """Entries in a raw block: its leading uvarint (``docs/FORMAT.md`` §2), 0 if unreadable."""
-    n = shift = 0
-    for i in range(min(len(raw), 10)):
-        b = raw[i]
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            return n
-        shift += 7
-    return 0
+    try:
+        return _raw_uvarint(raw, 0, len(raw), "count")[0]
+    except CorruptionError:
+        return 0
 
 
 def _scan_stored(stored: bytes, flt, start, end, forward, stats: QueryStats, path=None,
