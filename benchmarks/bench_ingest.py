@@ -256,6 +256,9 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
     store = chunkstore.open(path, fsync="batch", maintenance_interval=0)
     budget = store.options.head_memory_budget
     gc.collect()
+    # The pool's build leaves freed heap pages the allocator keeps: hand them
+    # back first, so the baseline is memory in use, not what malloc cached.
+    chunkstore._kernels.block.release_free_memory()
     base_rss, base_peak = rss_kib(), peak_kib()
     # First one short line per stream: what 10,000 open streams cost before any volume.
     for a in range(0, streams, 1000):
@@ -269,6 +272,7 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
     done = 0
     n_lines = 0
     max_sampled = base_rss
+    quarters: list[int] = []  # RSS after each quarter of the volume: is it flat?
     batches = 0
     t0 = time.perf_counter()
     while done < target_bytes:
@@ -290,6 +294,8 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
         batches += 1
         if batches % 200 == 0:
             max_sampled = max(max_sampled, rss_kib())
+        if done >= target_bytes * (len(quarters) + 1) / 4:
+            quarters.append(rss_kib())
     push_s = time.perf_counter() - t0
     pre_close_rss = rss_kib()
     head_accounted = store._head_mem
@@ -303,17 +309,19 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
     return {"baseline_rss_kib": base_rss, "baseline_peak_kib": base_peak,
             "streams_rss_kib": streams_rss, "peak_kib": peak, "hwm_kib": hwm,
             "max_sampled_kib": max_sampled, "pre_close_rss_kib": pre_close_rss,
+            "quarters_kib": quarters,
             "head_accounted": head_accounted, "chunks_before_close": n_chunks_open,
             "budget": budget, "bytes": done, "lines": n_lines + streams,
             "stored_entries": st.entries, "chunks": st.chunks, "streams": st.streams,
             "push_s": push_s, "close_s": close_s}
 
 
-def run_rss_child(work: Path, target_bytes: int, seed: int) -> dict:
+def run_rss_child(work: Path, target_bytes: int, seed: int, streams: int = RSS_STREAMS) -> dict:
     path = work / "rss-store"
     shutil.rmtree(path, ignore_errors=True)
     out = subprocess.run([sys.executable, __file__, "--child-rss", str(path),
-                          "--size", str(target_bytes / 1e6), "--seed", str(seed)],
+                          "--size", str(target_bytes / 1e6), "--seed", str(seed),
+                          "--streams", str(streams)],
                          capture_output=True, text=True)
     shutil.rmtree(path, ignore_errors=True)
     if out.returncode != 0:
@@ -398,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child-rss", metavar="DIR", help=argparse_hidden())
     args = harness.parse_args(p, argv)
     if args.child_rss:
-        print(json.dumps(rss_child(args.child_rss, args.size_bytes, RSS_STREAMS, args.seed)))
+        print(json.dumps(rss_child(args.child_rss, args.size_bytes, args.streams, args.seed)))
         return 0
 
     import chunkstore
@@ -446,6 +454,32 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
                                f"vs head budget {r['budget'] / MIB:.0f} MiB "
                                f"({(growth - r['budget']) / MIB:+.0f} MiB)",
     }
+    # The same volume into 100 streams: what is left when there is hardly any
+    # per-stream state or index (the budget's "small constant").
+    r100 = run_rss_child(work, rss_bytes, args.seed, streams=100)
+    if r100["stored_entries"] != r100["lines"]:
+        return fail(f"rss child stored {r100['stored_entries']} of {r100['lines']} entries")
+    growth100 = (r100["peak_kib"] - r100["baseline_rss_kib"]) * 1024
+    rss_row_100 = {
+        "figure": f"peak RSS, {fmt_bytes(r100['bytes'])} into {r100['streams']:,} streams "
+                  f"(child process)",
+        "lines/s": f"{r100['lines'] / r100['push_s']:,.0f}",
+        "MB/s": f"{r100['bytes'] / r100['push_s'] / 1e6:.0f}",
+        "seconds": round(r100["push_s"], 2),
+        "per core (CPU time)": f"baseline {r100['baseline_rss_kib'] / 1024:.0f} MiB, peak "
+                               f"{r100['peak_kib'] / 1024:.0f} MiB: growth "
+                               f"{growth100 / MIB:.0f} MiB vs head budget "
+                               f"{r100['budget'] / MIB:.0f} MiB "
+                               f"({(growth100 - r100['budget']) / MIB:+.0f} MiB)",
+    }
+
+    def quarters(run):
+        return " / ".join(f"{q / 1024:.0f}" for q in run["quarters_kib"])
+
+    notes.append(
+        f"RSS after each quarter of the volume: {quarters(r)} MiB ({RSS_STREAMS:,} streams; "
+        f"{r['chunks_before_close']:,} chunks in the index at the end), "
+        f"{quarters(r100)} MiB (100 streams; {r100['chunks_before_close']:,} chunks)")
     notes.append(
         f"RSS child: one line into each of {RSS_STREAMS:,} streams (RSS "
         f"{r['baseline_rss_kib'] / 1024:.0f} -> {r['streams_rss_kib'] / 1024:.0f} MiB), then "
@@ -570,6 +604,7 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
                     f"{fmt_bytes(sizes.get('wal', 0))}; {st.chunks:,} chunks; stored bytes by "
                     f"the index {fmt_bytes(st.bytes_stored)}")
     rows.append(rss_row)
+    rows.append(rss_row_100)
     rows.extend(open_rows)
 
     notes.insert(0, f"{args.streams} streams, {n_lines:,} lines, {raw_bytes / 1e6:.0f} MB raw "

@@ -151,11 +151,10 @@ def _inspect_store(args, out) -> int:
     store = open_store(path)
     try:
         streams = []
-        with store._lock:
-            items = list(store.index.streams.items())
+        with store._lock:  # the chunks are read from the index's columns under the lock
+            items = [(sid, entry, entry.chunks) for sid, entry in store.index.streams.items()]
             heads = dict(store.heads)
-        for sid, entry in items:
-            chunks = list(entry.chunks)
+        for sid, entry, chunks in items:
             head = heads.get(sid)
             head_n = head.n_entries() if head is not None and not head.empty else 0
             head_bytes = (head.builder.text_bytes + sum(x.text_len for x in head.cut)

@@ -444,7 +444,7 @@ def _maybe_rewrite_index(store) -> None:
         e = store.index.streams.get(sid)
         if e is not None:
             records.append((STREAM, [sid, e.labels.fingerprint, e.labels.canonical]))
-    for ref in sorted(store.index.chunks.values(), key=lambda c: c.chunk_id):
+    for ref in store.index.chunks.values():  # in chunk-id order
         records.append((CHUNK, chunk_record(ref)))
     # Replay skips WAL entries at or below a stream's sealed LSN, which it
     # learns from CHUNK records.  A stream whose newest sealed chunks were
@@ -454,7 +454,7 @@ def _maybe_rewrite_index(store) -> None:
     dropped = []
     for sid in sorted(store._logged_streams):
         e = store.index.streams.get(sid)
-        if e is None or e.flushed_lsn <= max((c.max_lsn for c in e.chunks), default=0):
+        if e is None or e.flushed_lsn <= e.sealed_max_lsn():
             continue
         cid = store.next_chunk_id
         store.next_chunk_id += 1

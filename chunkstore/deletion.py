@@ -104,7 +104,8 @@ def delete(store, query: str, start=None, end=None) -> DeleteReport:
         drop = []
         if tomb.whole_lines:
             for sid in store.index.select(tomb.matchers):
-                for c in store.index.streams[sid].chunks:
+                # a chunk wholly inside [s, e) overlaps it: the index prunes the rest
+                for c in store.index.streams[sid].chunks_overlapping(s, e):
                     if c.min_ts >= s and c.max_ts < e:
                         drop.append(c)
         rep.chunks = len(drop)

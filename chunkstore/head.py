@@ -26,6 +26,12 @@ I64_MAX = (1 << 63) - 1
 #: its ints (~250) and the token filter of a small block (~250; measured
 #: with tracemalloc on a head under memory pressure)
 CUT_BLOCK_OVERHEAD = 512
+#: bytes a head holds besides its builder's buffers and cut blocks: the
+#: StreamHead, its BlockBuilder object, lists and numbers and its slot in the
+#: store's dict (~660 measured with tracemalloc, plus the malloc headers of
+#: the builder's buffers); counted in the head memory budget, and freed when
+#: a sealed, empty head is dropped (tests/test_heap_trim.py measures it)
+HEAD_OVERHEAD = 768
 
 
 @dataclass(slots=True)
@@ -187,14 +193,15 @@ class StreamHead:
         return not self.cut and not self.builder.n_entries
 
     def memory_bytes(self) -> int:
-        """What the head holds: builder buffers (capacity, not just content) and cut blocks.
+        """What the head holds: its fixed cost, builder buffers (capacity, not
+        just content) and cut blocks.
 
         A cut block costs more than its stored bytes: its object, ints and
         token filter (``CUT_BLOCK_OVERHEAD``, an estimate); under memory
         pressure a head may hold many small ones, so that is counted too.
         """
-        return (self.builder.memory_bytes() + self.cut_stored_bytes + self._unfinished_raw
-                + len(self.cut) * CUT_BLOCK_OVERHEAD)
+        return (HEAD_OVERHEAD + self.builder.memory_bytes() + self.cut_stored_bytes
+                + self._unfinished_raw + len(self.cut) * CUT_BLOCK_OVERHEAD)
 
     def release_idle_buffers(self) -> int:
         """Free an empty builder's buffers (kept across cuts for speed); bytes released."""

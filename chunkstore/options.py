@@ -107,6 +107,15 @@ class StoreOptions:
     #: this much for one entry).  0 = the ``block_size``; at most 16 MiB (a single
     #: larger entry is a block of its own)
     compact_block_size: int = 4 * 1024 * 1024
+    #: seconds between background compactions, on a thread of their own in the
+    #: writer (0 = only on demand, ``store.compact()``).  A pass holds the store
+    #: lock while it rewrites (writers wait; ``close()`` waits for a pass in
+    #: progress) and looks at every chunk's block list even when nothing needs it
+    compaction_interval: float = 0.0
+    #: target codec of background compactions (``store.compact(codec=...)``):
+    #: "lz4hc" (the default: fast to decompress), "zstd" (about 0.7x the bytes;
+    #: needs zstandard), "lz4" or "none"
+    compaction_codec: str = "lz4hc"
     #: seconds between background maintenance passes (idle sealing, retention); 0 = off
     maintenance_interval: float = 5.0
     #: retention policy (a RetentionPolicy, a duration string, or None = keep forever)
@@ -173,6 +182,12 @@ class StoreOptions:
                              f"{self.token_filters!r}")
         if self.block_size > 16 * 1024 * 1024:
             raise ValueError(f"open: block_size {self.block_size} exceeds 16 MiB")
+        if self.compaction_codec not in _CODECS:
+            raise ValueError(f"open: unknown compaction_codec {self.compaction_codec!r} "
+                             f"(one of {sorted(_CODECS)})")
+        if self.compaction_interval < 0:
+            raise ValueError(f"open: compaction_interval must be 0 (off) or positive, got "
+                             f"{self.compaction_interval}")
         if not 0 <= self.compact_block_size <= 16 * 1024 * 1024:
             raise ValueError(f"open: compact_block_size must be 0 to 16 MiB, got "
                              f"{self.compact_block_size}")
@@ -180,7 +195,8 @@ class StoreOptions:
 
 _CODECS = {"none": 0, "lz4": 1, "lz4hc": 2, "zstd": 3}
 _DURATIONS = {"chunk_max_age", "chunk_idle_period", "out_of_order_window", "sync_interval",
-              "maintenance_interval", "retention_interval", "query_timeout"}
+              "maintenance_interval", "retention_interval", "query_timeout",
+              "compaction_interval"}
 _SIZES = {"block_size", "chunk_target_size", "head_memory_budget", "max_line_size",
           "sync_bytes", "wal_segment_size", "wal_max_bytes", "segment_max_size",
           "compact_block_size"}

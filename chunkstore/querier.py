@@ -16,14 +16,13 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from itertools import islice
 
 from chunkstore import _kernels
 from chunkstore._block_py import _uvarint as _raw_uvarint
 from chunkstore.deletion import applicable
 from chunkstore.errors import CorruptionError, QueryError
-from chunkstore.index import ChunkRef
+from chunkstore.index import ChunkList, ChunkRef
 from chunkstore.results import Entry, QueryStats, Stats
 from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
 from chunkstore.tokenfilter import SkipGate, chunk_filters
@@ -53,11 +52,15 @@ def _match_all():
 # ---------------------------------------------------------------------------
 # lazy merging of time-ordered sources
 
-def lazy_merge(sources: list[tuple[int, int, Callable[[], Iterator]]], forward: bool) -> Iterator:
+def lazy_merge(sources: list[tuple[int, int, Callable[[object], Iterator], object]],
+               forward: bool) -> Iterator:
     """Merge sources that each yield items ``(ts, ...)`` in order.
 
-    ``sources`` are ``(min_ts, max_ts, opener)``; a source is opened only when
-    the merge can no longer rule out that it holds the next item.  Sources
+    ``sources`` are ``(min_ts, max_ts, opener, arg)``; a source is opened
+    (``opener(arg)``) only when the merge can no longer rule out that it holds
+    the next item.  One opener per kind of source and an argument each, not a
+    closure each: a query over many chunks allocates one tuple per chunk (the
+    garbage collector's full passes dominate such a query's time).  Sources
     may overlap in time (out-of-order writes); ties keep source order, then
     position, so equal timestamps stay in arrival order going forward and
     reverse going backward.
@@ -65,7 +68,7 @@ def lazy_merge(sources: list[tuple[int, int, Callable[[], Iterator]]], forward: 
     if not sources:
         return
     if len(sources) == 1:
-        yield from sources[0][2]()
+        yield from sources[0][2](sources[0][3])
         return
     if forward:
         sources = sorted(sources, key=lambda s: s[0])
@@ -83,13 +86,13 @@ def lazy_merge(sources: list[tuple[int, int, Callable[[], Iterator]]], forward: 
 
     while heap or i < n:
         if not heap:
-            push_from(i, iter(sources[i][2]()))
+            push_from(i, iter(sources[i][2](sources[i][3])))
             i += 1
             continue
         top = heap[0][0]
         # open every source that may hold something at or before the frontier
         while i < n and (sign * (sources[i][0] if forward else sources[i][1])) <= top:
-            push_from(i, iter(sources[i][2]()))
+            push_from(i, iter(sources[i][2](sources[i][3])))
             i += 1
             top = heap[0][0]
         key, idx, item, it = heapq.heappop(heap)
@@ -162,12 +165,31 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
         reader = store.segment_reader(ref.segment)
         filters = chunk_filters(reader, meta, gate)
     except FileNotFoundError:
-        if ref.chunk_id not in store.index.chunks:
+        with store._lock:  # the index is read under the lock (its columns move on a rebuild)
+            dropped = ref.chunk_id not in store.index.chunks
+        if dropped:
             return iter(())  # dropped by retention/compaction after our snapshot
         raise
     stats.chunks += 1
-    blocks = []
     fast_at = getattr(_kernels.scan, "scan_block_at", None) if _kernels.scan.FAST_LZ4 else None
+
+    def open_block(bm):
+        stats.bytes_decompressed += bm.raw_len
+        stats.lines_scanned += bm.n_entries
+        if fast_at is not None:
+            # read + check + decompress + scan in C without the GIL
+            stats.check_deadline()
+            got = fast_at(reader._fileno(), ref.offset + bm.offset, bm.stored_len,
+                          bm.codec, bm.raw_len, flt, start, end, -1, not forward)
+            if got is not None:
+                stats.blocks_read += 1
+                stats.bytes_read += bm.stored_len
+                return got
+        stored = reader.read_block(ref.offset, bm)  # the checked path: precise errors
+        return _scan_stored(stored, flt, start, end, forward, stats, reader.path,
+                            ref.offset + bm.offset)
+
+    blocks = []
     for i, bm in enumerate(meta.blocks):
         if bm.max_ts < start or bm.min_ts >= end:
             stats.blocks_skipped += 1  # outside the time range: never read
@@ -175,24 +197,7 @@ def _chunk_source(store, ref: ChunkRef, flt, start, end, forward, stats,
         if filters is not None and not gate.may_match(filters[i]):
             stats.blocks_filtered += 1
             continue
-
-        def open_block(bm=bm):
-            stats.bytes_decompressed += bm.raw_len
-            stats.lines_scanned += bm.n_entries
-            if fast_at is not None:
-                # read + check + decompress + scan in C without the GIL
-                stats.check_deadline()
-                got = fast_at(reader._fileno(), ref.offset + bm.offset, bm.stored_len,
-                              bm.codec, bm.raw_len, flt, start, end, -1, not forward)
-                if got is not None:
-                    stats.blocks_read += 1
-                    stats.bytes_read += bm.stored_len
-                    return got
-            stored = reader.read_block(ref.offset, bm)  # the checked path: precise errors
-            return _scan_stored(stored, flt, start, end, forward, stats, reader.path,
-                                ref.offset + bm.offset)
-
-        blocks.append((bm.min_ts, bm.max_ts, open_block))
+        blocks.append((bm.min_ts, bm.max_ts, open_block, bm))
     return lazy_merge(blocks, forward)
 
 
@@ -204,12 +209,25 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
     requirements of the scanner clauses) lets blocks whose token filter
     rules out a match go unread.
     """
-    sources = []
-    for ref in chunks:
-        sources.append((ref.min_ts, ref.max_ts,
-                        partial(_chunk_source, store, ref, flt, start, end, forward, stats, gate)))
+    # A ChunkList (what snapshot_streams holds) gives the time spans without
+    # building a ChunkRef: one is built only for a chunk the merge opens.
+    if isinstance(chunks, ChunkList):
+        los, his = chunks.time_spans()
+    else:
+        los, his = [r.min_ts for r in chunks], [r.max_ts for r in chunks]
+
+    def open_chunk(k):
+        return _chunk_source(store, chunks[k], flt, start, end, forward, stats, gate)
+
+    sources = [(los[k], his[k], open_chunk, k) for k in range(len(los))]
     if head_snap is not None:
         cut, raw, lo, hi = head_snap
+
+        def open_cut(b):
+            stats.bytes_decompressed += b.raw_len
+            stats.lines_scanned += b.n_entries
+            return _scan_stored(b.stored, flt, start, end, forward, stats)
+
         for b in cut:
             if b.max_ts < start or b.min_ts >= end:
                 stats.blocks_skipped += 1
@@ -217,21 +235,15 @@ def stream_source(store, chunks, head_snap, flt, start, end, forward, stats,
             if gate is not None and not gate.may_match(b.token_filter):
                 stats.blocks_filtered += 1
                 continue
-
-            def open_cut(b=b):
-                stats.bytes_decompressed += b.raw_len
-                stats.lines_scanned += b.n_entries
-                return _scan_stored(b.stored, flt, start, end, forward, stats)
-
-            sources.append((b.min_ts, b.max_ts, open_cut))
+            sources.append((b.min_ts, b.max_ts, open_cut, b))
         if raw is not None and hi >= start and lo < end:
-            def open_raw(raw=raw):
+            def open_raw(raw):
                 stats.check_deadline()
                 stats.bytes_decompressed += len(raw)
                 stats.lines_scanned += raw_entry_count(raw)
                 return _kernels.scan.scan_raw(raw, flt, start, end, -1, not forward)
 
-            sources.append((lo, hi, open_raw))
+            sources.append((lo, hi, open_raw, raw))
     return lazy_merge(sources, forward)
 
 
@@ -350,7 +362,7 @@ def _all_streams_in_range(store, start: int, end: int, matchers=None):
             if hi < start or lo >= end:
                 continue
             # precise: some chunk or the head overlaps
-            if e.chunks_overlapping(start, end) or (
+            if e.has_chunks_overlapping(start, end) or (
                 head is not None and not head.empty and head.bounds()[1] >= start
                 and head.bounds()[0] < end
             ):
@@ -398,14 +410,18 @@ def stats(store, selector: str | None = None, start=None, end=None) -> Stats:
     s, e = time_range(start, end)
     out = Stats()
     lo, hi = I64_MAX, I64_MIN
-    for _sid, entry, head in _all_streams_in_range(store, s, e, _selector_matchers(selector)):
+    streams = _all_streams_in_range(store, s, e, _selector_matchers(selector))
+    for _sid, entry, head in streams:
         out.streams += 1
-        for c in entry.chunks_overlapping(s, e):
-            out.chunks += 1
-            out.entries += c.n_entries
-            out.bytes_raw += c.text_bytes
-            out.bytes_stored += c.stored_bytes
-            lo, hi = min(lo, c.min_ts), max(hi, c.max_ts)
+        # sums over the index's columns (no ChunkRef per chunk), read under
+        # the lock: a rebuild of the columns moves the chunks' slots
+        with store._lock:
+            n, entries, text, stored, clo, chi = entry.chunk_totals(s, e)
+        out.chunks += n
+        out.entries += entries
+        out.bytes_raw += text
+        out.bytes_stored += stored
+        lo, hi = min(lo, clo), max(hi, chi)
         if head is not None and not head.empty:
             n = head.n_entries()
             out.head_entries += n

@@ -137,23 +137,26 @@ def apply_retention(store, now=None, dry_run: bool = False) -> RetentionReport:
         if policy is None:
             return rep
         doomed: dict[int, object] = {}
-        for entry in store.index.streams.values():
+        index = store.index
+        for sid, entry in index.streams.items():
+            if not entry.n_chunks:
+                continue
             cutoff = policy.cutoff_ns(entry.labels, now)
             if cutoff is None:
                 continue
-            # chunks are ordered by (min_ts, id) and max_ts < cutoff implies
-            # min_ts < cutoff: look only at the prefix, not at what stays
-            chunks = entry.chunks
-            for c in chunks.islice(0, chunks.bisect_key_left((cutoff, -1))):
+            # max_ts < cutoff implies min_ts < cutoff: the index looks only at
+            # the stream's chunks that start before the cutoff (a bisect), not
+            # at what stays
+            for c in index.chunks_with_min_ts_before(sid, cutoff):
                 if c.max_ts < cutoff:
                     doomed[c.chunk_id] = c
         if policy.max_bytes is not None:
             size = store_bytes(store) - sum(c.stored_bytes for c in doomed.values())
             if size > policy.max_bytes:
                 floor = now - int(policy.min_keep_s * 1e9)
-                rest = sorted((c for c in store.index.chunks.values() if c.chunk_id not in doomed),
-                              key=lambda c: (c.max_ts, c.chunk_id))
-                for c in rest:
+                for c in index.chunks_by_max_ts():
+                    if c.chunk_id in doomed:
+                        continue
                     if size <= policy.max_bytes or c.max_ts >= floor:
                         break
                     doomed[c.chunk_id] = c

@@ -41,7 +41,7 @@ from chunkstore.index_log import CHUNK, STREAM, IndexLog
 from chunkstore.labels import Labels
 from chunkstore.options import StoreOptions
 from chunkstore.seal_commit import SealCommitter
-from chunkstore.timeutil import I64_MIN, now_ns, to_ns
+from chunkstore.timeutil import I64_MAX, I64_MIN, now_ns, to_ns
 
 __all__ = ["Store", "PushResult", "Stream", "open_store"]
 
@@ -64,6 +64,8 @@ _SLICE_CHECK = 2048
 #: at most one heap trim per this many seconds under memory pressure
 _HEAP_TRIM_INTERVAL = 0.25
 
+#: heads sealed per group at close (bounds the records in flight)
+_CLOSE_SEAL_GROUP = 512
 
 class Stream:
     """A handle on one stream: ``append`` skips label validation and lookup."""
@@ -233,7 +235,12 @@ class Store:
                 return
             try:
                 if not self.read_only and self._broken is None:
-                    self._seal([h for h in self.heads.values() if not h.empty])
+                    heads = [h for h in self.heads.values() if not h.empty]
+                    for i in range(0, len(heads), _CLOSE_SEAL_GROUP):
+                        # a group at a time: the chunks' records and bytes
+                        # in flight stay small with 10,000s of open heads
+                        self._seal(heads[i:i + _CLOSE_SEAL_GROUP], release_memory=True)
+                        self._commit_seals()
                     self._truncate_wal()
                     self._commit_seals()
                     self._index_log.sync()
@@ -309,7 +316,7 @@ class Store:
         else:
             key, sid = None, None
         if sid is not None:
-            return sid, self.heads[sid]
+            return sid, self.heads.get(sid) or self._new_head(sid)
         lbls = Labels.from_input(labels, self.options.label_limits)
         sid = self.index.find_stream(lbls)
         if sid is None:
@@ -328,6 +335,8 @@ class Store:
         if head is None:
             head = self._new_head(sid)
         if key is not None and len(self._label_cache) < 1_000_000:
+            if key == lbls.pairs:  # a caller's dict in sorted order: share the
+                key = lbls.pairs  # stream's own tuple (about 220 bytes a stream)
             self._label_cache[key] = sid
         return sid, head
 
@@ -335,6 +344,7 @@ class Store:
         entry = self.index.streams[sid]
         head = StreamHead(sid, entry.labels, entry.max_ts)
         self.heads[sid] = head
+        self._head_mem += head.memory_bytes()  # its fixed cost (HEAD_OVERHEAD)
         return head
 
     def stream(self, labels) -> Stream:
@@ -519,7 +529,7 @@ class Store:
                     self._seal_full_chunks([head])
                 self._cut_block(head, target)
             if head.chunk_max_ts - head.chunk_min_ts > max_age:
-                self._to_seal.add(head.stream_id)
+                self._note_aged_chunk(head, max_age)
         if full:
             ready = [self.heads[sid] for sid, ends in full.items()
                      if all(b.stored is not None for b in self.heads[sid].cut[:ends[-1]])]
@@ -572,11 +582,39 @@ class Store:
         if self._chunk_full_after_cut(head, target):
             self._full_chunks.setdefault(head.stream_id, []).append(len(head.cut))
 
-    def _seal_full_chunks(self, heads: list[StreamHead]) -> None:
+    def _note_aged_chunk(self, head: StreamHead, max_age: int) -> None:
+        """Note ``head``'s open chunk as full when it spans more than ``max_age``.
+
+        Like a chunk that reached the target size, it is cut here (the worker
+        compresses its last block) and sealed block-wise at a later push once
+        that block is finished, so the writer never compresses it itself.  The
+        span is the open chunk's: the blocks after a full chunk still waiting
+        to be sealed start the next one.
+        """
+        sid = head.stream_id
+        ends = self._full_chunks.get(sid)
+        start = ends[-1] if ends else 0
+        lo, hi = I64_MAX, I64_MIN
+        for blk in head.cut[start:]:
+            if blk.min_ts < lo:
+                lo = blk.min_ts
+            if blk.max_ts > hi:
+                hi = blk.max_ts
+        b = head.builder
+        if b.n_entries:
+            lo, hi = min(lo, b.min_ts), max(hi, b.max_ts)
+        if lo > hi or hi - lo <= max_age:
+            return
+        if b.n_entries:
+            self._cut(head)
+        self._full_chunks.setdefault(sid, []).append(len(head.cut))
+
+    def _seal_full_chunks(self, heads: list[StreamHead]) -> list[ChunkRef]:
         """Seal the full chunks of each head (its first cut blocks, noted in
         ``_full_chunks``), leaving its later blocks and head block open."""
         pending = {h.stream_id: self._full_chunks.pop(h.stream_id) for h in heads}
         done = dict.fromkeys(pending, 0)
+        sealed: list[ChunkRef] = []
         for k in range(max(len(ends) for ends in pending.values())):
             batch = [h for h in heads if len(pending[h.stream_id]) > k]
             counts = {}
@@ -584,7 +622,8 @@ class Store:
                 end = pending[h.stream_id][k]
                 counts[h.stream_id] = end - done[h.stream_id]
                 done[h.stream_id] = end
-            self._seal(batch, n_blocks=counts)
+            sealed += self._seal(batch, n_blocks=counts)
+        return sealed
 
     def _cut(self, head: StreamHead):
         """Cut ``head``'s block (the worker finishes it), keeping the memory count."""
@@ -690,6 +729,14 @@ class Store:
         """
         codec = self.options.codec_id
         pending: list[ChunkRef] = []
+        early: list[ChunkRef] = []
+        if n_blocks is None:
+            # Full chunks noted by the size or age rule go first, as they are,
+            # so a close, flush or idle seal keeps the layout those rules made
+            # instead of merging them with the open rest.
+            noted = [h for h in heads if h.stream_id in self._full_chunks]
+            if noted:
+                early = self._seal_full_chunks(noted)
         touched_segments: dict[str, SegmentWriter] = {}
         index_records: list[tuple[int, list]] = []
         for head in heads:
@@ -700,9 +747,17 @@ class Store:
             if n is None:
                 self._full_chunks.pop(head.stream_id, None)  # all of it goes now
             blocks, last_lsn = head.take_chunk(codec, self._cut_worker, n)
-            if release_memory and not head.builder.n_entries:
-                head.builder = _kernels.block.BlockBuilder()
-            self._head_mem += head.memory_bytes() - mem0
+            if release_memory and head.empty:
+                # Nothing of the stream is left in memory: drop its head (made
+                # again by the next append; the out-of-order window then comes
+                # from the index's max_ts, which now holds the stream's newest).
+                del self.heads[head.stream_id]
+                self._unfinished_heads.discard(head)
+                self._head_mem -= mem0
+            else:
+                if release_memory and not head.builder.n_entries:
+                    head.builder = _kernels.block.BlockBuilder()
+                self._head_mem += head.memory_bytes() - mem0
             if not head._unfinished:
                 self._unfinished_heads.discard(head)
             if self._cut_worker is not None:
@@ -738,7 +793,7 @@ class Store:
             index_records.append((CHUNK, chunk_record(ref)))
             pending.append(ref)
         if not pending:
-            return []
+            return early
         # The segment fsync and then the index-log append (not fsynced: until
         # the WAL segments holding these entries are removed, and
         # _truncate_wal syncs the log first, a lost record only leaves an
@@ -753,7 +808,7 @@ class Store:
             raise
         for ref in pending:
             self.index.add_chunk(ref)
-        return pending
+        return early + pending
 
     def _commit_seals(self) -> None:
         """Wait until every sealed chunk's segment is fsynced and its record is in the

@@ -148,37 +148,42 @@ def _load_index_and_wal(store, report: OpenReport) -> None:
     applied: list[tuple[int, list]] = []  # what a repaired log holds, in order
     from chunkstore.store import chunk_from_record
 
-    for r in records:
-        v = r.value
-        try:
-            _check_record(r.type, v)
-            if r.type == STREAM:
-                sid = v[0]
-                if sid not in index.streams:
-                    index.add_stream(sid, Labels.from_canonical(v[2]))
-                logged.add(sid)
-                max_sid = max(max_sid, sid)
-            elif r.type == CHUNK:
-                ref = chunk_from_record(v)
-                if ref.stream_id not in index.streams:
-                    lbls = _recover_stream(store, index, ref, report, index_path, r.offset)
-                    logged.add(ref.stream_id)
-                    max_sid = max(max_sid, ref.stream_id)
-                    applied.append((STREAM, [ref.stream_id, lbls.fingerprint, lbls.canonical]))
-                index.add_chunk(ref)
-                max_cid = max(max_cid, ref.chunk_id)
-            elif r.type == DROP:
-                for cid in v:
-                    index.remove_chunk(cid)
-            elif r.type == TOMBSTONE:
-                tombstones[v[0]] = v
-            elif r.type == TOMBSTONE_DONE:
-                for tid in v:
-                    tombstones.pop(tid, None)
-            applied.append((r.type, v))
-        except (ValueError, TypeError, IndexError) as exc:
-            report.problems.append(CorruptionError(f"index log: bad record: {exc}",
-                                                   index_path, r.offset))
+    # Keys of the per-stream time order are sorted once, not inserted one by one.
+    with index.bulk_load():
+        for r in records:
+            v = r.value
+            try:
+                _check_record(r.type, v)
+                if r.type == STREAM:
+                    sid = v[0]
+                    if sid not in index.streams:
+                        index.add_stream(sid, Labels.from_canonical(v[2]))
+                    logged.add(sid)
+                    max_sid = max(max_sid, sid)
+                elif r.type == CHUNK:
+                    sid = v[1]
+                    if sid not in index.streams:
+                        lbls = _recover_stream(store, index, chunk_from_record(v), report,
+                                               index_path, r.offset)
+                        logged.add(sid)
+                        max_sid = max(max_sid, sid)
+                        applied.append((STREAM, [sid, lbls.fingerprint, lbls.canonical]))
+                    # straight from the record: the index keeps fields, not ChunkRefs
+                    index.add_chunk_fields(*v[:11])
+                    if v[0] > max_cid:
+                        max_cid = v[0]
+                elif r.type == DROP:
+                    for cid in v:
+                        index.remove_chunk(cid)
+                elif r.type == TOMBSTONE:
+                    tombstones[v[0]] = v
+                elif r.type == TOMBSTONE_DONE:
+                    for tid in v:
+                        tombstones.pop(tid, None)
+                applied.append((r.type, v))
+            except (ValueError, TypeError, IndexError) as exc:
+                report.problems.append(CorruptionError(f"index log: bad record: {exc}",
+                                                       index_path, r.offset))
     report.index_records = len(records)
     store._index_end = end
     # Damage in the middle stays in the file until a writer rewrites it: the
@@ -389,6 +394,10 @@ def _open_writer(store, report: OpenReport) -> None:
                              daemon=True)
         store._maint_thread = t
         t.start()
+    if opts.compaction_interval > 0:
+        from chunkstore import compaction_background
+
+        compaction_background.start(store)
 
 
 def _remove_orphans(store, report: OpenReport) -> None:
@@ -397,7 +406,7 @@ def _remove_orphans(store, report: OpenReport) -> None:
     Their entries are still in the WAL, unless the index log itself was
     damaged: then they are moved to ``lost+found/`` instead of deleted.
     """
-    live = {ref.segment for ref in store.index.chunks.values()}
+    live = set(store.index.segment_live_bytes())  # the segments with a live chunk
     index_damaged = any(isinstance(p, CorruptionError) and p.path and
                         p.path.endswith("index.log") for p in report.problems)
     seg_root = os.path.join(store.path, "segments")

@@ -12,7 +12,8 @@
   them by length and ``k``), a bounded false-positive rate, and needle
   queries over a compacted store still return exactly the matching lines;
 * ``benchmarks/bench_retention.py``'s per-column accounting covers every
-  byte of a raw block.
+  byte of a raw block, its same-information export is exactly
+  ``<ts_ns> <line>\\n`` per entry, and its settings say what they change.
 """
 
 from __future__ import annotations
@@ -174,3 +175,26 @@ def test_bench_raw_columns_cover_every_byte_of_a_raw_block(items):
 
 
 _BENCH = _load_bench()
+
+
+def test_bench_same_information_export_is_a_timestamp_and_the_line(tmp_path):
+    """The same-information gzip baseline reads '<ts_ns> <line>\\n' per entry, in raw-text order."""
+    from types import SimpleNamespace
+
+    corpus = [SimpleNamespace(ts=[5, -3, 1_700_000_000_123_456_789], lines=[b"a b", b"", b"x"]),
+              SimpleNamespace(ts=[], lines=[]),
+              SimpleNamespace(ts=[7, 7, 7], lines=[b"dup", b"dup", b"other"])]
+    path = tmp_path / "export.log"
+    n = _BENCH.export_with_ts(corpus, path)
+    want = b"5 a b\n-3 \n1700000000123456789 x\n7 dup\n7 dup\n7 other\n"
+    assert path.read_bytes() == want and n == len(want)
+    assert _BENCH.duplicate_entries(corpus) == 1
+
+
+def test_bench_settings_name_what_they_change():
+    Setting = _BENCH.Setting
+    assert Setting("zstd").is_default and not Setting("zstd", level=16).is_default
+    assert "not the default" in Setting("lz4hc", block_mib=8).title()
+    assert "compact_block_size 8 MiB" in Setting("lz4hc", block_mib=8).title()
+    assert Setting("lz4hc").title().startswith('chunkstore after compact(codec="lz4hc"), level 9')
+    assert Setting("zstd", level=16).short() == "zstd level 16"

@@ -111,8 +111,10 @@ def test_a_failed_compression_is_redone_by_settle(monkeypatch):
 
 
 def _pressure_workload(path) -> tuple[int, int]:
-    """Push 60 rounds over 300 streams under a 1 MiB budget; (chunks sealed, entries)."""
-    budget = 1 << 20
+    """Push 60 rounds over 300 streams under a 2 MiB budget; (chunks sealed, entries).
+
+    (300 open heads' fixed cost, ``HEAD_OVERHEAD`` each, is a tenth of it.)"""
+    budget = 2 << 20
     rng = random.Random(5)
     labels = [{"app": "a", "pod": f"p{i}"} for i in range(300)]
     with chunkstore.open(path, head_memory_budget=budget, fsync="never",

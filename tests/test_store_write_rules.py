@@ -125,3 +125,22 @@ def test_closed_store_raises(store_path):
         s.append({"app": "a"}, "x")
     with pytest.raises(chunkstore.StoreClosedError):
         list(s.query('{app="a"}'))
+
+
+def test_chunks_are_sealed_at_the_maximum_age(store_path):
+    """A chunk whose entries span more than ``chunk_max_age`` is full: it is
+    sealed (at a later push, once the worker has compressed its last block,
+    or at close) and the next chunk starts after it, so every chunk spans at
+    most the age plus the push that crossed it."""
+    minute = HOUR // 60
+    with chunkstore.open(store_path, chunk_max_age="1h", maintenance_interval=0) as s:
+        for k in range(31):  # one push every 10 minutes for 5 hours
+            s.push([({"app": "a"}, [(k * 10 * minute + i, f"line {k} {i}") for i in range(50)])])
+    with chunkstore.open(store_path, read_only=True) as s:
+        spans = sorted((c.min_ts, c.max_ts) for c in s.index.chunks.values())
+        # 0-60, 70-130, ... : each chunk's first entry plus 60 minutes, crossed
+        assert [lo // minute for lo, _hi in spans] == [0, 70, 140, 210, 280]
+        for lo, hi in spans:
+            assert hi - lo <= 70 * minute
+        got = [e.line for e in s.query('{app="a"}', direction="forward")]
+        assert got == [f"line {k} {i}" for k in range(31) for i in range(50)]
