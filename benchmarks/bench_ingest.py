@@ -171,6 +171,7 @@ def time_push(chunkstore, batches, path: Path, n_lines: int) -> dict:
     # The collector is paused as timeit does: a full collection would walk the
     # millions of prepared entry tuples this benchmark holds, not store state.
     gc.collect()
+    harness.settle_page_cache()
     gc.disable()
     try:
         with FsyncClock() as fs:
@@ -610,7 +611,8 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
     notes.insert(0, f"{args.streams} streams, {n_lines:,} lines, {raw_bytes / 1e6:.0f} MB raw "
                     f"text (lines + newlines; MB/s are of it), loghub-derived, lines as bytes; "
                     f"fsync=\"batch\"; one writer thread; best of {repeat}; GC paused while "
-                    f"pushing (as timeit); 'per core' = lines / CPU time of the process (the "
+                    f"pushing (as timeit); each timed write run, SQLite's too, starts after "
+                    f"os.sync() (no writeback of earlier runs in it); 'per core' = lines / CPU time of the process (the "
                     f"WAL's group-commit fsync runs on its own thread, mostly waiting)")
     notes.append("targets: push >= 1,000,000 lines/s per core and >= 5x SQLite; peak RSS "
                  "within the head budget plus a small constant; open of 100,000 chunks well "

@@ -12,7 +12,7 @@ Conventions every ``bench_*.py`` follows:
 
 Baselines (each returns seconds first; best of ``repeat`` runs):
 
-``sqlite_ingest(corpus, path)``               -> (seconds, file_bytes)
+``sqlite_ingest(corpus, path)``               -> (seconds, file_bytes)   after os.sync()
 ``sqlite_like_count(path, needle)``           -> (seconds, count)   LIKE '%needle%' (ignores case)
 ``sqlite_instr_count(path, needle)``          -> (seconds, count)   instr(line, ?) > 0 (exact, fair)
 ``sqlite_bucket_count(path, needle, bucket)`` -> (seconds, rows)    GROUP BY stream, ts / bucket
@@ -62,6 +62,7 @@ __all__ = [
     "parse_args",
     "python_in_loop",
     "report",
+    "settle_page_cache",
     "sqlite_bucket_count",
     "sqlite_ingest",
     "sqlite_instr_count",
@@ -360,6 +361,16 @@ def warm_page_cache(path: str | os.PathLike) -> None:
             pass
 
 
+def settle_page_cache() -> None:
+    """Write back every dirty page now (``os.sync``), before a timed write run.
+
+    Without it a run pays, in CPU and I/O bandwidth, for the writeback of
+    whatever ran before it (earlier runs, other parts of the benchmark), an
+    amount that varies from run to run; every write baseline calls this too.
+    """
+    os.sync()
+
+
 def sqlite_ingest(corpus, path: str | os.PathLike, *,
                   batch_rows: int = 10_000) -> tuple[float, int]:
     """Load a corpus into SQLite the way a careful application would; (seconds, file bytes).
@@ -381,6 +392,7 @@ def sqlite_ingest(corpus, path: str | os.PathLike, *,
     con.execute("CREATE TABLE logs (ts INTEGER, stream_id INTEGER, line BLOB)")
     con.execute("CREATE INDEX logs_stream_ts ON logs (stream_id, ts)")
     cursors = [0] * len(corpus)
+    settle_page_cache()
     t0 = time.perf_counter()
     remaining = True
     while remaining:
