@@ -317,6 +317,22 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
             "push_s": push_s, "close_s": close_s}
 
 
+def rss_row_of(r: dict) -> dict:
+    """The RESULTS row of one RSS child's report."""
+    growth = (r["peak_kib"] - r["baseline_rss_kib"]) * 1024
+    return {
+        "figure": f"peak RSS, {fmt_bytes(r['bytes'])} into {r['streams']:,} streams "
+                  f"(child process)",
+        "lines/s": f"{r['lines'] / r['push_s']:,.0f}",
+        "MB/s": f"{r['bytes'] / r['push_s'] / 1e6:.0f}",
+        "seconds": round(r["push_s"], 2),
+        "per core (CPU time)": f"baseline {r['baseline_rss_kib'] / 1024:.0f} MiB, peak "
+                               f"{r['peak_kib'] / 1024:.0f} MiB: growth {growth / MIB:.0f} MiB "
+                               f"vs head budget {r['budget'] / MIB:.0f} MiB "
+                               f"({(growth - r['budget']) / MIB:+.0f} MiB)",
+    }
+
+
 def run_rss_child(work: Path, target_bytes: int, seed: int, streams: int = RSS_STREAMS) -> dict:
     path = work / "rss-store"
     shutil.rmtree(path, ignore_errors=True)
@@ -440,39 +456,14 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
     notes: list[str] = []
 
     # -- (c) peak RSS, 10,000 streams -----------------------------------------------
+    # ... and the same volume into 100 streams: what is left when there is
+    # hardly any per-stream state or index (the budget's "small constant").
     r = run_rss_child(work, rss_bytes, args.seed)
-    if r["stored_entries"] != r["lines"]:
-        return fail(f"rss child stored {r['stored_entries']} of {r['lines']} entries")
-    growth = (r["peak_kib"] - r["baseline_rss_kib"]) * 1024
-    rss_row = {
-        "figure": f"peak RSS, {fmt_bytes(r['bytes'])} into {r['streams']:,} streams "
-                  f"(child process)",
-        "lines/s": f"{r['lines'] / r['push_s']:,.0f}",
-        "MB/s": f"{r['bytes'] / r['push_s'] / 1e6:.0f}",
-        "seconds": round(r["push_s"], 2),
-        "per core (CPU time)": f"baseline {r['baseline_rss_kib'] / 1024:.0f} MiB, peak "
-                               f"{r['peak_kib'] / 1024:.0f} MiB: growth {growth / MIB:.0f} MiB "
-                               f"vs head budget {r['budget'] / MIB:.0f} MiB "
-                               f"({(growth - r['budget']) / MIB:+.0f} MiB)",
-    }
-    # The same volume into 100 streams: what is left when there is hardly any
-    # per-stream state or index (the budget's "small constant").
     r100 = run_rss_child(work, rss_bytes, args.seed, streams=100)
-    if r100["stored_entries"] != r100["lines"]:
-        return fail(f"rss child stored {r100['stored_entries']} of {r100['lines']} entries")
-    growth100 = (r100["peak_kib"] - r100["baseline_rss_kib"]) * 1024
-    rss_row_100 = {
-        "figure": f"peak RSS, {fmt_bytes(r100['bytes'])} into {r100['streams']:,} streams "
-                  f"(child process)",
-        "lines/s": f"{r100['lines'] / r100['push_s']:,.0f}",
-        "MB/s": f"{r100['bytes'] / r100['push_s'] / 1e6:.0f}",
-        "seconds": round(r100["push_s"], 2),
-        "per core (CPU time)": f"baseline {r100['baseline_rss_kib'] / 1024:.0f} MiB, peak "
-                               f"{r100['peak_kib'] / 1024:.0f} MiB: growth "
-                               f"{growth100 / MIB:.0f} MiB vs head budget "
-                               f"{r100['budget'] / MIB:.0f} MiB "
-                               f"({(growth100 - r100['budget']) / MIB:+.0f} MiB)",
-    }
+    for run in (r, r100):
+        if run["stored_entries"] != run["lines"]:
+            return fail(f"rss child stored {run['stored_entries']} of {run['lines']} entries")
+    rss_row, rss_row_100 = rss_row_of(r), rss_row_of(r100)
 
     def quarters(run):
         return " / ".join(f"{q / 1024:.0f}" for q in run["quarters_kib"])
@@ -612,8 +603,9 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
                     f"text (lines + newlines; MB/s are of it), loghub-derived, lines as bytes; "
                     f"fsync=\"batch\"; one writer thread; best of {repeat}; GC paused while "
                     f"pushing (as timeit); each timed write run, SQLite's too, starts after "
-                    f"os.sync() (no writeback of earlier runs in it); 'per core' = lines / CPU time of the process (the "
-                    f"WAL's group-commit fsync runs on its own thread, mostly waiting)")
+                    f"os.sync() (no writeback of earlier runs in it); 'per core' = lines / CPU "
+                    f"time of the process (the WAL's group-commit fsync runs on its own "
+                    f"thread, mostly waiting)")
     notes.append("targets: push >= 1,000,000 lines/s per core and >= 5x SQLite; peak RSS "
                  "within the head budget plus a small constant; open of 100,000 chunks well "
                  "under a second")

@@ -69,9 +69,9 @@ class StoreOptions:
     #: seconds of log time an entry may be older than its stream's newest entry;
     #: older ones are rejected "too far behind" (Loki: max_chunk_age / 2); None = that
     out_of_order_window: float | None = None
-    #: bytes of open (unsealed) data across all streams; when exceeded the
-    #: largest head blocks are compressed first, then the largest heads sealed
-    #: early (0 = unbounded)
+    #: bytes of open (unsealed) data across all streams, each open head's
+    #: fixed cost included; when exceeded the largest head blocks are
+    #: compressed first, then the largest heads sealed early (0 = unbounded)
     head_memory_budget: int = 64 * 1024 * 1024
     #: bytes per line; longer lines are rejected per entry (Loki: 256KB; 0 = no limit)
     max_line_size: int = 256 * 1024
