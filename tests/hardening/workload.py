@@ -100,6 +100,10 @@ def random_options(rng: random.Random) -> dict:
         wal_max_bytes=rng.choice([16384, 1 << 20]),
         head_memory_budget=rng.choice([0, 32768]),
         codec=rng.choice(["lz4", "lz4hc", "none"]),
+        # entries come ~1 ms apart: "1s" seals chunks by age every ~1,000
+        # entries (the out-of-order window, 0.5 s, is wider than the 50 ms
+        # the workload goes back)
+        chunk_max_age=rng.choice(["2h", "1s"]),
     )
 
 
