@@ -356,9 +356,14 @@ def _check_record_slow(rtype: int, v: list) -> None:
         if type(value) is not kind:
             raise ValueError(f"{what} record: {name} is {value!r:.60}, not {kind.__name__}")
     if rtype == CHUNK:
+        # The only names writers make: segments/<day>/<n>.seg (FORMAT.md section 7)
         seg = v[2]
-        if "\0" in seg or os.path.isabs(seg) or ".." in seg.split("/"):
-            raise ValueError(f"chunk {v[0]}: segment {seg!r:.80} is not a file inside the store")
+        parts = seg.split("/")
+        if ("\0" in seg or len(parts) != 3 or parts[0] != "segments"
+                or parts[1] in ("", ".", "..") or len(parts[2]) <= 4
+                or not parts[2].endswith(".seg")):
+            raise ValueError(f"chunk {v[0]}: segment {seg!r:.80} is not a segment file of "
+                             "the store (segments/<day>/<n>.seg)")
         if len(_SAFE_SEGMENTS) < 100_000:
             _SAFE_SEGMENTS.add(seg)
 

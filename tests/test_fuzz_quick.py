@@ -88,7 +88,8 @@ def _store_with_chunk_record(path, **changes) -> None:
 
 
 @pytest.mark.parametrize("segment", ["segments/\0/00000001.seg", "../outside.seg",
-                                     "/etc/passwd", 7])
+                                     "/etc/passwd", 7, "", "segments", "segments/2024-01-01/",
+                                     "segments/2024-01-01/00000001.txt"])
 def test_regression_index_chunk_naming_a_segment_outside_the_store_is_reported(
         tmp_path, segment):
     """A CHUNK record (valid checksum) naming ``segm\\0ents/...`` made ``verify()`` raise
@@ -102,6 +103,20 @@ def test_regression_index_chunk_naming_a_segment_outside_the_store_is_reported(
                    for p in r.replay_report.problems)
         assert [e.raw for e in r.query('{app="a"}')] == [b"line"]
         assert r.verify().ok
+
+
+@pytest.mark.parametrize("segment", ["", "segments/2024-01-01"])
+def test_regression_index_chunk_naming_a_directory_is_reported_not_read(tmp_path, segment):
+    """A CHUNK record naming ``""`` (the store directory itself) passed the name
+    check, and the next ``compact()`` died opening it (``IsADirectoryError``).
+    Found by the quick fuzz run.  Only ``segments/<day>/<n>.seg`` is accepted now."""
+    path = tmp_path / "s"
+    _store_with_chunk_record(path, segment=segment)
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        assert 99 not in s.index.chunks
+        assert any("segment" in str(p) for p in s.replay_report.problems)
+        s.compact()
+        assert [e.raw for e in s.query('{app="a"}')] == [b"line"]
 
 
 def test_regression_index_chunk_of_the_wrong_types_is_not_half_applied(tmp_path):
