@@ -160,6 +160,18 @@ def _load_index_and_wal(store, report: OpenReport) -> None:
                         index.add_stream(sid, Labels.from_canonical(v[2]))
                     logged.add(sid)
                     max_sid = max(max_sid, sid)
+                elif r.type == CHUNK and v[2] == "":
+                    # compaction's index snapshot carries a stream's sealed LSN
+                    # past its dropped chunks this way (FORMAT.md section 6):
+                    # no file, so never in the index, only the LSN counts
+                    e = index.streams.get(v[1])
+                    if e is None:
+                        raise ValueError(f"chunk {v[0]}: sealed-LSN record of unknown "
+                                         f"stream {v[1]}")
+                    if v[10] > e.flushed_lsn:
+                        e.flushed_lsn = v[10]
+                    if v[0] > max_cid:
+                        max_cid = v[0]
                 elif r.type == CHUNK:
                     sid = v[1]
                     if sid not in index.streams:
@@ -356,8 +368,11 @@ def _check_record_slow(rtype: int, v: list) -> None:
         if type(value) is not kind:
             raise ValueError(f"{what} record: {name} is {value!r:.60}, not {kind.__name__}")
     if rtype == CHUNK:
-        # The only names writers make: segments/<day>/<n>.seg (FORMAT.md section 7)
+        # The only names writers make: segments/<day>/<n>.seg (FORMAT.md section 7),
+        # and "" with length 0 for a sealed-LSN record (compaction's snapshot)
         seg = v[2]
+        if seg == "" and v[4] == 0:
+            return
         parts = seg.split("/")
         if ("\0" in seg or len(parts) != 3 or parts[0] != "segments"
                 or parts[1] in ("", ".", "..") or len(parts[2]) <= 4

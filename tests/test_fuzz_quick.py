@@ -109,7 +109,8 @@ def test_regression_index_chunk_naming_a_segment_outside_the_store_is_reported(
 def test_regression_index_chunk_naming_a_directory_is_reported_not_read(tmp_path, segment):
     """A CHUNK record naming ``""`` (the store directory itself) passed the name
     check, and the next ``compact()`` died opening it (``IsADirectoryError``).
-    Found by the quick fuzz run.  Only ``segments/<day>/<n>.seg`` is accepted now."""
+    Found by the quick fuzz run.  Only ``segments/<day>/<n>.seg`` is accepted now
+    (and ``""`` with length 0: a sealed-LSN record, next test)."""
     path = tmp_path / "s"
     _store_with_chunk_record(path, segment=segment)
     with chunkstore.open(path, maintenance_interval=0) as s:
@@ -117,6 +118,22 @@ def test_regression_index_chunk_naming_a_directory_is_reported_not_read(tmp_path
         assert any("segment" in str(p) for p in s.replay_report.problems)
         s.compact()
         assert [e.raw for e in s.query('{app="a"}')] == [b"line"]
+
+
+def test_regression_a_sealed_lsn_record_without_its_drop_never_enters_the_index(tmp_path):
+    """The fuzz input behind the test above: a sealed-LSN record (segment ``""``,
+    length 0; FORMAT.md section 6) whose DROP is missing.  It was put in the
+    index as a chunk, and ``compact()`` tried to read it.  Now only its
+    ``max_lsn`` is applied."""
+    path = tmp_path / "s"
+    _store_with_chunk_record(path, segment="", length=0, max_lsn=12345)
+    with chunkstore.open(path, maintenance_interval=0) as s:
+        assert 99 not in s.index.chunks and s.replay_report.problems == []
+        (entry,) = s.index.streams.values()
+        assert entry.flushed_lsn == 12345
+        s.compact()
+        assert [e.raw for e in s.query('{app="a"}')] == [b"line"]
+        assert s.next_chunk_id > 99  # its id is never handed out again
 
 
 def test_regression_index_chunk_of_the_wrong_types_is_not_half_applied(tmp_path):
