@@ -30,7 +30,7 @@ CUT_BLOCK_OVERHEAD = 512
 #: StreamHead, its BlockBuilder object, lists and numbers and its slot in the
 #: store's dict (~660 measured with tracemalloc, plus the malloc headers of
 #: the builder's buffers); counted in the head memory budget, and freed when
-#: a sealed, empty head is dropped (tests/test_heap_trim.py measures it)
+#: a sealed, empty head is dropped (tests/test_head_memory.py measures it)
 HEAD_OVERHEAD = 768
 
 

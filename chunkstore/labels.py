@@ -38,6 +38,9 @@ class LabelLimits:
 DEFAULT_LIMITS = LabelLimits()
 
 
+_MISSING = object()
+
+
 def _intern(text: str) -> str:
     """``sys.intern`` for any str, subclasses included (as a plain str)."""
     return sys.intern(text if type(text) is str else str.__str__(text))
@@ -158,10 +161,10 @@ class Labels(Mapping[str, str]):
 
     # -- Mapping ------------------------------------------------------
     def __getitem__(self, name: str) -> str:
-        for n, v in self._pairs:
-            if n == name:
-                return v
-        raise KeyError(name)
+        value = self.get(name, _MISSING)
+        if value is _MISSING:
+            raise KeyError(name)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return (n for n, _ in self._pairs)
@@ -170,10 +173,7 @@ class Labels(Mapping[str, str]):
         return len(self._pairs)
 
     def __contains__(self, name: object) -> bool:
-        for n, _ in self._pairs:
-            if n == name:
-                return True
-        return False
+        return self.get(name, _MISSING) is not _MISSING
 
     def get(self, name, default=None):
         for n, v in self._pairs:

@@ -772,7 +772,6 @@ class Store:
                 # again by the next append; the out-of-order window then comes
                 # from the index's max_ts, which now holds the stream's newest).
                 del self.heads[head.stream_id]
-                self._unfinished_heads.discard(head)
                 self._head_mem -= mem0
             else:
                 if release_memory and not head.builder.n_entries:
