@@ -20,6 +20,7 @@ __all__ = [
     "BlockBuilder",
     "encode_entries",
     "decode_entries",
+    "merge_raw_blocks",
     "compress_block",
     "compress_and_filter",
     "release_free_memory",
@@ -49,6 +50,9 @@ def encode_entries(
 
 def decode_entries(raw: Buffer) -> tuple[list[int], list[bytes], list[Metadata | None]]:
     """Decode and validate a raw block; ``CorruptionError`` with the offset on damage."""
+
+def merge_raw_blocks(raws: Iterable[Buffer]) -> bytes:
+    """Every entry of ``raws`` in one raw block, stably sorted by timestamp, none dropped."""
 
 def compress_block(raw: Buffer, codec: int = 1, level: int = 0,
                    zstd_params: dict[str, int] | None = None) -> bytes:

@@ -40,6 +40,7 @@ __all__ = [
     "BlockBuilder",
     "encode_entries",
     "decode_entries",
+    "merge_raw_blocks",
     "compress_block",
     "compress_and_filter",
     "release_free_memory",
@@ -399,6 +400,26 @@ def compress_block(raw: object, codec: int = CODEC_LZ4, level: int = 0,
 
 #: True when compress_and_filter compresses lz4 blocks without the GIL (never, here).
 NOGIL_LZ4 = False
+
+
+def merge_raw_blocks(raws) -> bytes:
+    """One raw block of every entry of ``raws``, sorted by timestamp (stable).
+
+    Entries with equal timestamps keep their input order (block order, then
+    position), and nothing is deduplicated.  Every input is validated first.
+    """
+    parsed = [_RawColumns(_as_bytes(raw)) for raw in raws]
+    ts: list[int] = []
+    lines: list[bytes] = []
+    metas: list[bytes] = []
+    for cols in parsed:
+        for i in range(cols.n):
+            ts.append(cols.ts[i])
+            lines.append(cols.line(i))
+            metas.append(cols.meta_bytes(i))
+    order = sorted(range(len(ts)), key=ts.__getitem__)  # stable
+    return _encode_columns([ts[i] for i in order], [lines[i] for i in order],
+                           [metas[i] for i in order])
 
 
 def compress_and_filter(raws, codec: int = CODEC_LZ4, bits_per_key: int = 0,

@@ -79,7 +79,8 @@ class CutBlockWorker:
             self._finish_inline(raw_block, cut_block, codec)
 
     def _finish_inline(self, raw_block: bytes, cut_block, codec: int) -> None:
-        cut_block.stored, cut_block.token_filter = self._finish([raw_block], codec)[0]
+        stored, cut_block.token_filter = self._finish([raw_block], codec)[0]
+        cut_block.stored = stored
 
     def _finish(self, raws: list[bytes], codec: int) -> list[tuple[bytes, bytes]]:
         """(stored, filter) of each raw block: one kernel call, one GIL-free section."""
@@ -105,10 +106,14 @@ class CutBlockWorker:
                 for i, (raw, blk, codec) in enumerate(batch):
                     if results is None:
                         self._failed[id(blk)] = (raw, codec)
-                        blk.stored = b""  # not None: settle() finds it in _failed
                         blk.token_filter = b""
+                        blk.stored = b""  # not None: settle() finds it in _failed
                     else:
-                        blk.stored, blk.token_filter = results[i]
+                        # The filter first: a writer that sees ``stored`` set
+                        # (StreamHead.reconcile, without this lock) counts
+                        # the final filter's bytes too.
+                        stored, blk.token_filter = results[i]
+                        blk.stored = stored
                 if batch:
                     self._busy -= len(batch)
                     cond.notify_all()

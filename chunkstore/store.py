@@ -63,6 +63,9 @@ _MIN_PRESSURE_CUT = 4096
 _SLICE_CHECK = 2048
 #: at most one heap trim per this many seconds under memory pressure
 _HEAP_TRIM_INTERVAL = 0.25
+#: under memory pressure a head's early cut is merged with its newest small
+#: cut blocks while their raw bytes stay within this (StreamHead.cut_merged)
+_PRESSURE_MERGE_MAX_RAW = 64 * 1024
 
 #: heads sealed per group at close (bounds the records in flight)
 _CLOSE_SEAL_GROUP = 512
@@ -654,6 +657,25 @@ class Store:
             self._unfinished_heads.add(head)
         return blk
 
+    def _cut_under_pressure(self, head: StreamHead) -> None:
+        """Cut ``head``'s block early, merged with its small cut blocks where it can be.
+
+        Merging (``StreamHead.cut_merged``) is for the open chunk only: a
+        head with a full chunk noted keeps its block positions until that
+        chunk is sealed.
+        """
+        start = None
+        if head.stream_id not in self._full_chunks:
+            start = head.mergeable_from(_PRESSURE_MERGE_MAX_RAW)
+        if start is None:
+            self._cut(head)
+            return
+        mem0 = head.memory_bytes()
+        head.cut_merged(start, self.options.codec_id, self._cut_worker)
+        self._head_mem += head.memory_bytes() - mem0
+        if head._unfinished:
+            self._unfinished_heads.add(head)
+
     def _reconcile(self, head: StreamHead, *, settle: bool = False) -> None:
         """Count ``head``'s finished cut blocks by stored size (``settle``: wait for all)."""
         if settle and head._unfinished:
@@ -687,7 +709,7 @@ class Store:
             if expect <= target or bmem < _MIN_PRESSURE_CUT:
                 break
             if h.builder.n_entries:
-                self._cut(h)  # the worker compresses these in parallel
+                self._cut_under_pressure(h)  # the worker compresses these in parallel
                 cut.append(h)
             mem0 = h.memory_bytes()
             h.release_idle_buffers()
@@ -773,6 +795,10 @@ class Store:
                 # from the index's max_ts, which now holds the stream's newest).
                 del self.heads[head.stream_id]
                 self._head_mem -= mem0
+                # Free its builder's buffers now: the caller's list keeps the
+                # head object alive until every head of a seal is written
+                # (10,000 at once when the WAL cap seals its oldest holders).
+                head.release_idle_buffers()
             else:
                 if release_memory and not head.builder.n_entries:
                     head.builder = _kernels.block.BlockBuilder()

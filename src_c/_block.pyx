@@ -131,6 +131,7 @@ __all__ = [
     "BlockBuilder",
     "encode_entries",
     "decode_entries",
+    "merge_raw_blocks",
     "compress_block",
     "compress_and_filter",
     "release_free_memory",
@@ -408,6 +409,23 @@ def decode_entries(raw):
     else:
         metas = [None] * <Py_ssize_t>n
     return ts, lines, metas
+
+
+def merge_raw_blocks(raws):
+    """One raw block of every entry of ``raws``, sorted by timestamp (stable).
+
+    Entries with equal timestamps keep their input order (block order, then
+    position), and nothing is deduplicated: the result holds exactly the
+    entries of the inputs.  The store merges a head's small cut blocks with
+    it under memory pressure (``Store._relieve_memory_pressure``).  Every
+    input is validated first (``CorruptionError`` with its offset).
+    """
+    parsed = [_parse(raw) for raw in raws]
+    cdef BlockBuilder b = BlockBuilder()
+    cdef _Parsed c
+    for c in parsed:
+        b._push_parsed(c)
+    return b.build()
 
 
 # --- stored blocks --------------------------------------------------------------
@@ -1076,6 +1094,37 @@ cdef class BlockBuilder:
         finally:
             free(scratch)
         return added
+
+    cdef int _push_parsed(self, _Parsed c) except -1:
+        """Append every entry of a parsed raw block, duplicates included.
+
+        Only for merge_raw_blocks' throwaway builder: without the duplicate
+        check an out-of-order builder has no hash index, so its dedup
+        invariant (``_check``) does not hold; ``build()`` still sorts it.
+        """
+        cdef size_t i, n = c.r.n, mln, span, widest = 0
+        cdef const uint8_t *text = c.base + c.r.text_pos
+        cdef uint8_t *scratch = NULL
+        cdef int rc
+        if c.r.meta_len:
+            for i in range(n):
+                span = c.mstart[i + 1] - c.mstart[i]
+                if span > widest:
+                    widest = span
+            scratch = <uint8_t *>malloc(widest + 1)
+            if scratch == NULL:
+                raise MemoryError()
+        try:
+            for i in range(n):
+                mln = cs_meta_canonical(c.base + c.mstart[i], scratch) if scratch else 0
+                rc = cs_bb_reserve(&self.bb, 1, c.off[i + 1] - c.off[i], mln)
+                if rc:
+                    _check_rc(rc)
+                cs_bb_push(&self.bb, c.ts[i], text + c.off[i], c.off[i + 1] - c.off[i],
+                           scratch, mln, 0)
+        finally:
+            free(scratch)
+        return 0
 
     # -- reading --
 

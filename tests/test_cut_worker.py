@@ -113,10 +113,13 @@ def test_a_failed_compression_is_redone_by_settle(monkeypatch):
 def _pressure_workload(path) -> tuple[int, int]:
     """Push 60 rounds over 300 streams under a 2 MiB budget; (chunks sealed, entries).
 
-    (300 open heads' fixed cost, ``HEAD_OVERHEAD`` each, is a tenth of it.)"""
+    Every entry pushed must come back, exactly, from the writer and after
+    reopening.  (300 open heads' fixed cost, ``HEAD_OVERHEAD`` each, is a
+    tenth of the budget.)"""
     budget = 2 << 20
     rng = random.Random(5)
     labels = [{"app": "a", "pod": f"p{i}"} for i in range(300)]
+    sent = []
     with chunkstore.open(path, head_memory_budget=budget, fsync="never",
                          maintenance_interval=0) as s:
         t = 1_700_000_000 * 10**9
@@ -127,18 +130,31 @@ def _pressure_workload(path) -> tuple[int, int]:
                 ents = []
                 for _ in range(20):
                     n += 1
-                    ents.append((t + n, b"msg=hello user=%d id=%016x" % (n % 97,
-                                                                       rng.getrandbits(64))))
+                    # every 7th entry a little out of order (within the window)
+                    ts = t + n - (5_000 if n % 7 == 0 else 0)
+                    ents.append((ts, b"msg=hello user=%d id=%016x" % (n % 97,
+                                                                    rng.getrandbits(64))))
+                    sent.append((lb["pod"], ts, ents[-1][1]))
                 batch.append((lb, ents))
             assert s.push(batch).accepted == 1000
             assert s._head_mem <= budget
             assert s._head_mem == sum(h.memory_bytes() for h in s.heads.values())
         sealed = s.stats().chunks
         assert s.stats().entries == n
+        assert _entries_of(s) == sorted(sent)
     with chunkstore.open(path, read_only=True) as s:
         assert s.stats().entries == n
-        assert len(list(s.query('{app="a"}'))) == n
+        assert _entries_of(s) == sorted(sent)
     return sealed, n
+
+
+def _entries_of(s) -> list:
+    got = [(e.labels["pod"], e.ts, e.raw) for e in s.query('{app="a"}', direction="forward")]
+    by_pod: dict = {}
+    for pod, ts, _ in got:
+        by_pod.setdefault(pod, []).append(ts)
+    assert all(ts == sorted(ts) for ts in by_pod.values())  # each stream in time order
+    return sorted(got)
 
 
 def test_head_memory_stays_within_budget_and_pressure_compresses_first(tmp_path, monkeypatch):
@@ -152,6 +168,105 @@ def test_head_memory_stays_within_budget_and_pressure_compresses_first(tmp_path,
     seal_at_once, n2 = _pressure_workload(tmp_path / "b")
     assert n == n2
     assert compress_first * 3 < seal_at_once * 2, (compress_first, seal_at_once)
+
+
+def test_pressure_merges_small_cut_blocks_into_fewer_chunks(tmp_path, monkeypatch):
+    """Under pressure a head's early cut is merged with its small cut blocks
+    (StreamHead.cut_merged): the same entries come back, and the heads hold
+    more entries per byte, so far fewer chunks are sealed than with every
+    early cut kept as its own small block."""
+    from chunkstore import store as store_mod
+
+    merged, n = _pressure_workload(tmp_path / "a")
+    monkeypatch.setattr(store_mod, "_PRESSURE_MERGE_MAX_RAW", 0)  # never merge
+    unmerged, n2 = _pressure_workload(tmp_path / "b")
+    assert n == n2
+    assert merged < unmerged, (merged, unmerged)
+    if chunkstore.ACCELERATED:
+        # (the pure twin's builder only estimates its memory, larger, so its
+        # heads are sealed before they hold several cut blocks to merge)
+        assert merged * 3 < unmerged * 2, (merged, unmerged)
+
+
+def _head_with_cut_blocks(rng, blocks: int, worker=None):
+    """A head with ``blocks`` finished cut blocks and entries in its head
+    block; the entries in arrival order.  An exact duplicate spans two blocks."""
+    from chunkstore.head import StreamHead
+
+    h = StreamHead(1, None)
+    arrived = []
+    for k in range(blocks + 1):
+        ents = [(rng.randrange(50), b"k=%d i=%d %s" % (k, i, b"x" * rng.randrange(30)))
+                for i in range(rng.randrange(1, 40))]
+        ents.append((7, b"the same line"))  # an exact duplicate of the other blocks'
+        n, rejects, _ = h.builder.extend(ents, 0, -(2**63))
+        assert n == len(ents) and not rejects
+        arrived += ents
+        h.note_append(10 + k)
+        if k < blocks:
+            h.cut_block(CODEC_LZ4, worker)
+    return h, arrived
+
+
+def test_cut_merged_holds_exactly_its_parts_in_time_order():
+    rng = random.Random(11)
+    h, arrived = _head_with_cut_blocks(rng, 4)
+    assert len(h.cut) == 4
+    first = h.cut[0].first_lsn
+    start = h.mergeable_from(1 << 20)
+    assert start == 0
+    blk = h.cut_merged(start, CODEC_LZ4)
+    assert h.cut == [blk] and not h.builder.n_entries
+    ts, lines, _ = _kernels.block.decode_entries(_kernels.block.decompress_block(blk.stored))
+    expect = sorted(arrived, key=lambda e: e[0])  # stable: arrival order within a timestamp
+    assert list(zip(ts, lines)) == expect
+    assert lines.count(b"the same line") == 5  # duplicates across blocks are all kept
+    assert (blk.n_entries, blk.min_ts, blk.max_ts) == (len(arrived), expect[0][0], expect[-1][0])
+    assert blk.text_len == sum(len(line) for _, line in arrived)
+    assert (blk.first_lsn, blk.last_lsn) == (first, h.last_lsn) == (10, 14)
+    assert h.cut_stored_bytes == len(blk.stored)
+    assert h.n_entries() == len(arrived)
+
+
+def test_mergeable_from_stops_at_the_bound_and_at_unfinished_blocks():
+    rng = random.Random(12)
+    h, _ = _head_with_cut_blocks(rng, 4)
+    raws = [b.raw_len for b in h.cut]
+    own = h.builder.size_bytes
+    # the bound takes the newest blocks that fit, counted back from the end
+    assert h.mergeable_from(own + raws[-1] + raws[-2]) == 2
+    assert h.mergeable_from(own + raws[-1] - 1) is None
+    assert h.mergeable_from(own) is None
+    # a block the worker has not finished ends the run
+    h._unfinished.append(h.cut[2])
+    assert h.mergeable_from(1 << 20) == 3
+    h._unfinished.clear()
+    # nothing to cut: no merge
+    h.cut_block(CODEC_LZ4)
+    assert h.mergeable_from(1 << 20) is None
+
+
+def test_cut_merged_through_the_worker_settles_like_a_cut(tmp_path):
+    rng = random.Random(13)
+    w = CutBlockWorker(filters=True)
+    try:
+        h, arrived = _head_with_cut_blocks(rng, 3, w)
+        w.settle(h.cut)
+        h.reconcile()
+        blk = h.cut_merged(h.mergeable_from(1 << 20), CODEC_LZ4, w)
+        w.settle([blk])
+        h.reconcile()
+        assert h.cut == [blk] and not h._unfinished and h._unfinished_raw == 0
+        assert h.cut_stored_bytes == len(blk.stored)
+        raw = _kernels.block.decompress_block(blk.stored)
+        assert blk.token_filter == block_filter(raw)
+        # the filter is memory the head holds, counted exactly
+        assert h.cut_filter_bytes == len(blk.token_filter) > 0
+        assert h.memory_bytes() >= len(blk.stored) + len(blk.token_filter)
+        ts, lines, _ = _kernels.block.decode_entries(raw)
+        assert list(zip(ts, lines)) == sorted(arrived, key=lambda e: e[0])
+    finally:
+        w.close()
 
 
 def _layout_workload(path, slow: bool, monkeypatch):
