@@ -329,7 +329,9 @@ def rss_row_of(r: dict) -> dict:
         "per core (CPU time)": f"baseline {r['baseline_rss_kib'] / 1024:.0f} MiB, peak "
                                f"{r['peak_kib'] / 1024:.0f} MiB: growth {growth / MIB:.0f} MiB "
                                f"vs head budget {r['budget'] / MIB:.0f} MiB "
-                               f"({(growth - r['budget']) / MIB:+.0f} MiB)",
+                               f"({(growth - r['budget']) / MIB:+.0f} MiB; the store's index "
+                               f"holds {r['index_kib'] / 1024:.0f} MiB: budget + index "
+                               f"{(growth - r['budget']) / MIB - r['index_kib'] / 1024:+.0f} MiB)",
     }
 
 
@@ -340,10 +342,17 @@ def run_rss_child(work: Path, target_bytes: int, seed: int, streams: int = RSS_S
                           "--size", str(target_bytes / 1e6), "--seed", str(seed),
                           "--streams", str(streams)],
                          capture_output=True, text=True)
-    shutil.rmtree(path, ignore_errors=True)
     if out.returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
         raise RuntimeError(f"rss child failed ({out.returncode}): {out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    # What the finished store's in-memory index (streams, labels, postings,
+    # chunks) holds on its own: the live bytes of opening it read-only in a
+    # fresh process (tracemalloc; RSS there also keeps the replay's garbage).
+    o = time_open(path, "ro", 1, trace=True)
+    r["index_kib"] = o["held_bytes"] / 1024
+    shutil.rmtree(path, ignore_errors=True)
+    return r
 
 
 # ---------------------------------------------------------------------------
@@ -358,16 +367,24 @@ t0 = time.perf_counter()
 import chunkstore
 t1 = time.perf_counter()
 base = kib("VmRSS:")
+trace = len(sys.argv) > 3 and sys.argv[3] == "trace"
+if trace:  # live bytes the open store holds (Python allocations), not RSS
+    import gc, tracemalloc
+    tracemalloc.start()
 store = chunkstore.open(sys.argv[1], read_only=sys.argv[2] == "ro")
 t2 = time.perf_counter()
 opened = kib("VmRSS:")
+if trace:
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
 chunks = store.stats().chunks
 t3 = time.perf_counter()
 store.close()
 t4 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "close_s": t4 - t3,
                   "base_kib": base, "opened_kib": opened, "peak_kib": kib("VmHWM:"),
-                  "chunks": chunks}))
+                  "chunks": chunks, "held_bytes": held if trace else None}))
 """
 
 
@@ -394,10 +411,11 @@ def build_many_chunks(chunkstore, path: Path, streams: int, rounds: int) -> tupl
     return time.perf_counter() - t0, streams * rounds
 
 
-def time_open(path: Path, mode: str, repeat: int) -> dict:
+def time_open(path: Path, mode: str, repeat: int, trace: bool = False) -> dict:
     best = None
     for _ in range(max(1, repeat)):
-        out = subprocess.run([sys.executable, "-c", _OPEN_CHILD, str(path), mode],
+        out = subprocess.run([sys.executable, "-c", _OPEN_CHILD, str(path), mode]
+                             + (["trace"] if trace else []),
                              capture_output=True, text=True, cwd=str(harness.REPO_DIR))
         if out.returncode != 0:
             raise RuntimeError(f"open child failed ({out.returncode}): {out.stderr[-2000:]}")

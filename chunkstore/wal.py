@@ -713,6 +713,10 @@ class WALWriter:
         """Bytes in all segment files (O(1), tracked by the writer)."""
         return self._total
 
+    def written_bytes(self) -> int:
+        """Bytes this writer has written since it was opened (never goes down)."""
+        return self._written
+
     def unsynced_bytes(self) -> int:
         """Bytes written but not yet known durable."""
         return self._written - self._synced

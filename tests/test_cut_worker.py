@@ -219,7 +219,7 @@ def test_cut_merged_holds_exactly_its_parts_in_time_order():
     assert h.cut == [blk] and not h.builder.n_entries
     ts, lines, _ = _kernels.block.decode_entries(_kernels.block.decompress_block(blk.stored))
     expect = sorted(arrived, key=lambda e: e[0])  # stable: arrival order within a timestamp
-    assert list(zip(ts, lines)) == expect
+    assert list(zip(ts, lines, strict=True)) == expect
     assert lines.count(b"the same line") == 5  # duplicates across blocks are all kept
     assert (blk.n_entries, blk.min_ts, blk.max_ts) == (len(arrived), expect[0][0], expect[-1][0])
     assert blk.text_len == sum(len(line) for _, line in arrived)
@@ -264,7 +264,7 @@ def test_cut_merged_through_the_worker_settles_like_a_cut(tmp_path):
         assert h.cut_filter_bytes == len(blk.token_filter) > 0
         assert h.memory_bytes() >= len(blk.stored) + len(blk.token_filter)
         ts, lines, _ = _kernels.block.decode_entries(raw)
-        assert list(zip(ts, lines)) == sorted(arrived, key=lambda e: e[0])
+        assert list(zip(ts, lines, strict=True)) == sorted(arrived, key=lambda e: e[0])
     finally:
         w.close()
 

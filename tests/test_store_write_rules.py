@@ -144,3 +144,64 @@ def test_chunks_are_sealed_at_the_maximum_age(store_path):
             assert hi - lo <= 70 * minute
         got = [e.line for e in s.query('{app="a"}', direction="forward")]
         assert got == [f"line {k} {i}" for k in range(31) for i in range(50)]
+
+
+def _wal_cap_workload(path, *, paced: bool, monkeypatch) -> tuple[int, int]:
+    """Write evenly to 200 streams under a 1 MiB WAL cap (no memory budget).
+
+    A WAL segment (256 KiB) outlasts a round over every stream (200 KB), as
+    in a store of 10,000 streams with 64 MiB segments.
+
+    Returns the most chunks one push sealed and how many pushes found the WAL
+    over the cap; every entry must come back exactly, from the writer and
+    reopened.
+    """
+    from chunkstore.store import Store
+
+    if not paced:
+        monkeypatch.setattr(Store, "_pace_wal_seals", lambda self: None)
+    at_cap = []  # pushes that reached the cap (the hard rule sealed)
+    real = Store._seal_oldest_wal_holders
+
+    def counted(self):
+        at_cap.append(self._wal.size_bytes())
+        real(self)
+
+    monkeypatch.setattr(Store, "_seal_oldest_wal_holders", counted)
+    cap = 1 << 20
+    labels = [{"app": "w", "pod": f"p{i:03d}"} for i in range(200)]
+    sent, most = [], 0
+    with chunkstore.open(path, wal_max_bytes=cap, wal_segment_size=256 << 10,
+                         head_memory_budget=0, fsync="never", maintenance_interval=0) as s:
+        ts = 10**18
+        for r in range(200):
+            batch = []
+            for lb in labels[(r % 10) * 20:(r % 10) * 20 + 20]:
+                ents = []
+                for _ in range(10):
+                    ts += 1000
+                    ents.append((ts, b"round=%d pod=%s msg=%s" % (r, lb["pod"].encode(),
+                                                                   b"x" * (ts % 61))))
+                    sent.append((lb["pod"], ts, ents[-1][1]))
+                batch.append((lb, ents))
+            before = len(s.index.chunks)
+            assert s.push(batch).accepted == 200
+            most = max(most, len(s.index.chunks) - before)
+        got = sorted((e.labels["pod"], e.ts, e.raw) for e in s.query('{app="w"}'))
+        assert got == sorted(sent)
+    monkeypatch.undo()
+    with chunkstore.open(path, read_only=True) as s:
+        assert sorted((e.labels["pod"], e.ts, e.raw) for e in s.query('{app="w"}')) == sorted(sent)
+    return most, len(at_cap)
+
+
+def test_wal_cap_seals_are_paced_not_a_burst(tmp_path, monkeypatch):
+    """Streams written evenly all hold entries of the oldest WAL segment: at
+    the cap, sealing its holders would seal nearly every head in one push.
+    Past half the cap the oldest heads are sealed a group at a time instead,
+    the WAL is truncated as they go, and it never reaches the cap."""
+    most, over_cap = _wal_cap_workload(tmp_path / "paced", paced=True, monkeypatch=monkeypatch)
+    burst, over_cap_unpaced = _wal_cap_workload(tmp_path / "burst", paced=False,
+                                                monkeypatch=monkeypatch)
+    assert burst >= 150 and over_cap_unpaced >= 1, burst  # the cap: most of the 200 heads at once
+    assert most <= 40 and over_cap == 0, (most, over_cap)
