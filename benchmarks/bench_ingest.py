@@ -236,7 +236,8 @@ RSS_STREAMS = 10_000
 RSS_STREAMS_PER_BATCH = 100  # a batch: 100 streams x 10 entries
 
 
-def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
+def rss_child(path: str, target_bytes: int, streams: int, seed: int,
+              budget_mib: float | None = None) -> dict:
     """Ingest ``target_bytes`` of generated lines into ``streams`` streams; report memory.
 
     Lines come from a pool of 4,000 corpus lines whose first digit run is
@@ -254,7 +255,8 @@ def rss_child(path: str, target_bytes: int, streams: int, seed: int) -> dict:
     del pool_corpus
     labels = [{"app": f"svc-{i % 50:02d}", "env": ("prod", "staging")[i % 2],
                "pod": f"pod-{i:05d}"} for i in range(streams)]
-    store = chunkstore.open(path, fsync="batch", maintenance_interval=0)
+    store = chunkstore.open(path, fsync="batch", maintenance_interval=0,
+                            **({"head_memory_budget": int(budget_mib * MIB)} if budget_mib else {}))
     budget = store.options.head_memory_budget
     gc.collect()
     # The pool's build leaves freed heap pages the allocator keeps: hand them
@@ -335,12 +337,14 @@ def rss_row_of(r: dict) -> dict:
     }
 
 
-def run_rss_child(work: Path, target_bytes: int, seed: int, streams: int = RSS_STREAMS) -> dict:
+def run_rss_child(work: Path, target_bytes: int, seed: int, streams: int = RSS_STREAMS,
+                  budget_mib: float | None = None) -> dict:
     path = work / "rss-store"
     shutil.rmtree(path, ignore_errors=True)
     out = subprocess.run([sys.executable, __file__, "--child-rss", str(path),
                           "--size", str(target_bytes / 1e6), "--seed", str(seed),
-                          "--streams", str(streams)],
+                          "--streams", str(streams)]
+                         + (["--child-budget", str(budget_mib)] if budget_mib else []),
                          capture_output=True, text=True)
     if out.returncode != 0:
         shutil.rmtree(path, ignore_errors=True)
@@ -438,10 +442,15 @@ def main(argv: list[str] | None = None) -> int:
                         "5 with --smoke)")
     p.add_argument("--chunks-streams", type=int, default=10_000)
     p.add_argument("--chunks-rounds", type=int, default=10)
+    p.add_argument("--rss-budgets", default="", metavar="MiB,...",
+                   help="also measure peak RSS into 10,000 streams under these head "
+                        "budgets (e.g. 32,128): is the overshoot a constant?")
     p.add_argument("--child-rss", metavar="DIR", help=argparse_hidden())
+    p.add_argument("--child-budget", type=float, default=None, help=argparse_hidden())
     args = harness.parse_args(p, argv)
     if args.child_rss:
-        print(json.dumps(rss_child(args.child_rss, args.size_bytes, args.streams, args.seed)))
+        print(json.dumps(rss_child(args.child_rss, args.size_bytes, args.streams, args.seed,
+                                   args.child_budget)))
         return 0
 
     import chunkstore
@@ -500,6 +509,17 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
         f"{r['chunks_before_close']:,} chunks sealed early by the budget; close "
         f"{r['close_s']:.2f} s; {r['chunks']:,} chunks in all; peak = ru_maxrss "
         f"(VmHWM {r['hwm_kib'] / 1024:.0f} MiB)")
+
+    budget_rows = []
+    for b in [float(x) for x in args.rss_budgets.split(",") if x.strip()]:
+        rb = run_rss_child(work, rss_bytes, args.seed, budget_mib=b)
+        if rb["stored_entries"] != rb["lines"]:
+            return fail(f"rss child stored {rb['stored_entries']} of {rb['lines']} entries")
+        row = rss_row_of(rb)
+        row["figure"] += f", head budget {b:g} MiB"
+        budget_rows.append(row)
+        notes.append(f"RSS child with a {b:g} MiB head budget: {rb['chunks']:,} chunks in all; "
+                     f"RSS after each quarter {quarters(rb)} MiB")
 
     # -- (d) open a store of many chunks ---------------------------------------------
     many = work / "many-chunks"
@@ -615,6 +635,7 @@ def measure(args, chunkstore, info, work: Path, rss_bytes: int) -> int:
                     f"the index {fmt_bytes(st.bytes_stored)}")
     rows.append(rss_row)
     rows.append(rss_row_100)
+    rows.extend(budget_rows)
     rows.extend(open_rows)
 
     notes.insert(0, f"{args.streams} streams, {n_lines:,} lines, {raw_bytes / 1e6:.0f} MB raw "
