@@ -424,7 +424,7 @@ def merge_raw_blocks(raws):
     cdef BlockBuilder b = BlockBuilder()
     cdef _Parsed c
     for c in parsed:
-        b._push_parsed(c)
+        b._append_parsed(c, False)
     return b.build()
 
 
@@ -1074,35 +1074,17 @@ cdef class BlockBuilder:
         The block is validated first (``CorruptionError``, nothing appended);
         exact duplicates are skipped.
         """
-        cdef _Parsed c = _parse(raw)
-        cdef size_t i, n = c.r.n, added = 0, mln, span, widest = 0
-        cdef const uint8_t *text = c.base + c.r.text_pos
-        cdef uint8_t *scratch = NULL
-        if c.r.meta_len:
-            for i in range(n):
-                span = c.mstart[i + 1] - c.mstart[i]
-                if span > widest:
-                    widest = span
-            scratch = <uint8_t *>malloc(widest + 1)
-            if scratch == NULL:
-                raise MemoryError()
-        try:
-            for i in range(n):
-                mln = cs_meta_canonical(c.base + c.mstart[i], scratch) if scratch else 0
-                added += self._add(c.ts[i], text + c.off[i], c.off[i + 1] - c.off[i],
-                                   scratch, mln)
-        finally:
-            free(scratch)
-        return added
+        return self._append_parsed(_parse(raw), True)
 
-    cdef int _push_parsed(self, _Parsed c) except -1:
-        """Append every entry of a parsed raw block, duplicates included.
+    cdef Py_ssize_t _append_parsed(self, _Parsed c, bint dedupe) except -1:
+        """Append the entries of a parsed raw block; how many were appended.
 
-        Only for merge_raw_blocks' throwaway builder: without the duplicate
-        check an out-of-order builder has no hash index, so its dedup
-        invariant (``_check``) does not hold; ``build()`` still sorts it.
+        ``dedupe`` False appends duplicates too; only for merge_raw_blocks'
+        throwaway builder: without the duplicate check an out-of-order
+        builder has no hash index, so its dedup invariant (``_check``) does
+        not hold; ``build()`` still sorts it.
         """
-        cdef size_t i, n = c.r.n, mln, span, widest = 0
+        cdef size_t i, n = c.r.n, added = 0, mln, span, widest = 0
         cdef const uint8_t *text = c.base + c.r.text_pos
         cdef uint8_t *scratch = NULL
         cdef int rc
@@ -1117,14 +1099,19 @@ cdef class BlockBuilder:
         try:
             for i in range(n):
                 mln = cs_meta_canonical(c.base + c.mstart[i], scratch) if scratch else 0
+                if dedupe:
+                    added += self._add(c.ts[i], text + c.off[i], c.off[i + 1] - c.off[i],
+                                       scratch, mln)
+                    continue
                 rc = cs_bb_reserve(&self.bb, 1, c.off[i + 1] - c.off[i], mln)
                 if rc:
                     _check_rc(rc)
                 cs_bb_push(&self.bb, c.ts[i], text + c.off[i], c.off[i + 1] - c.off[i],
                            scratch, mln, 0)
+                added += 1
         finally:
             free(scratch)
-        return 0
+        return <Py_ssize_t>added
 
     # -- reading --
 
