@@ -151,8 +151,9 @@ class StreamHead:
 
         The longest run at the end of ``cut`` whose raw bytes, with the head
         block's, stay within ``max_raw``, counted back from the newest block
-        and stopping at one the worker has not finished; None when that run
-        is empty or there is no head block to cut.
+        and stopping at one the worker has not finished (or failed to: its
+        ``stored`` is b"" until ``settle`` redoes it); None when that run is
+        empty or there is no head block to cut.
         """
         b = self.builder
         if not b.n_entries or not self.cut:
@@ -162,7 +163,7 @@ class StreamHead:
         pending = {id(blk) for blk in self._unfinished}
         while start > 0:
             blk = self.cut[start - 1]
-            if id(blk) in pending or total + blk.raw_len > max_raw:
+            if id(blk) in pending or not blk.stored or total + blk.raw_len > max_raw:
                 break
             total += blk.raw_len
             start -= 1
@@ -178,7 +179,7 @@ class StreamHead:
         an index slot.  Merging them as they come keeps one block per run of
         up to the caller's bound: half the stored bytes and a third of the
         blocks on the 10,000-stream benchmark, so the head holds twice the
-        entries for the same memory and seals half as many chunks.  The
+        entries in the same memory and seals fewer, larger chunks.  The
         merged block holds exactly the entries of its parts (none dropped:
         ``merge_raw_blocks``) and their whole WAL records, from the first
         part's ``first_lsn`` to the head block's last.  ``cut[start:]`` must

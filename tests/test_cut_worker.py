@@ -237,10 +237,14 @@ def test_mergeable_from_stops_at_the_bound_and_at_unfinished_blocks():
     assert h.mergeable_from(own + raws[-1] + raws[-2]) == 2
     assert h.mergeable_from(own + raws[-1] - 1) is None
     assert h.mergeable_from(own) is None
-    # a block the worker has not finished ends the run
+    # a block the worker has not finished ends the run, and so does one it
+    # failed to compress (b"" until settle() redoes it)
     h._unfinished.append(h.cut[2])
     assert h.mergeable_from(1 << 20) == 3
     h._unfinished.clear()
+    stored, h.cut[1].stored = h.cut[1].stored, b""
+    assert h.mergeable_from(1 << 20) == 2
+    h.cut[1].stored = stored
     # nothing to cut: no merge
     h.cut_block(CODEC_LZ4)
     assert h.mergeable_from(1 << 20) is None
