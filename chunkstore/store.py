@@ -658,10 +658,14 @@ class Store:
             sealed += self._seal(batch, n_blocks=counts)
         return sealed
 
-    def _cut(self, head: StreamHead):
-        """Cut ``head``'s block (the worker finishes it), keeping the memory count."""
+    def _cut(self, head: StreamHead, merge_from: int | None = None):
+        """Cut ``head``'s block (the worker finishes it), keeping the memory count;
+        merged with cut blocks ``merge_from`` on (``StreamHead.cut_merged``) if given."""
         mem0 = head.memory_bytes()
-        blk = head.cut_block(self.options.codec_id, self._cut_worker)
+        if merge_from is None:
+            blk = head.cut_block(self.options.codec_id, self._cut_worker)
+        else:
+            blk = head.cut_merged(merge_from, self.options.codec_id, self._cut_worker)
         self._head_mem += head.memory_bytes() - mem0
         if head._unfinished:
             self._unfinished_heads.add(head)
@@ -677,14 +681,7 @@ class Store:
         start = None
         if head.stream_id not in self._full_chunks:
             start = head.mergeable_from(_PRESSURE_MERGE_MAX_RAW)
-        if start is None:
-            self._cut(head)
-            return
-        mem0 = head.memory_bytes()
-        head.cut_merged(start, self.options.codec_id, self._cut_worker)
-        self._head_mem += head.memory_bytes() - mem0
-        if head._unfinished:
-            self._unfinished_heads.add(head)
+        self._cut(head, start)
 
     def _reconcile(self, head: StreamHead, *, settle: bool = False) -> None:
         """Count ``head``'s finished cut blocks by stored size (``settle``: wait for all)."""

@@ -417,7 +417,7 @@ def merge_raw_blocks(raws):
     Entries with equal timestamps keep their input order (block order, then
     position), and nothing is deduplicated: the result holds exactly the
     entries of the inputs.  The store merges a head's small cut blocks with
-    it under memory pressure (``Store._relieve_memory_pressure``).  Every
+    it under memory pressure (``StreamHead.cut_merged``).  Every
     input is validated first (``CorruptionError`` with its offset).
     """
     parsed = [_parse(raw) for raw in raws]
