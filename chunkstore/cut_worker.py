@@ -117,6 +117,9 @@ class CutBlockWorker:
                 if batch:
                     self._busy -= len(batch)
                     cond.notify_all()
+                # Let go of the raw blocks before waiting: they are garbage
+                # once handed over (up to MAX_PENDING x 256 KiB by default).
+                batch, results, raw = [], None, None
                 while not self._queue and not self._closed:
                     cond.wait()
                 if not self._queue:

@@ -32,6 +32,13 @@ CUT_BLOCK_OVERHEAD = 512
 #: the builder's buffers); counted in the head memory budget, and freed when
 #: a sealed, empty head is dropped (tests/test_head_memory.py measures it)
 HEAD_OVERHEAD = 768
+#: bytes each stream the store knows holds besides its head: its labels
+#: (pairs, canonical bytes, fingerprint), index entry, postings and the
+#: writer's maps (tracemalloc: ~910 a stream over 10,000 streams, ~1,090
+#: over 3,000, as dict and set tables grow in steps);
+#: charged to the head memory budget while the store is open for writing
+#: (``Store._heads_budget``; tests/test_head_memory.py measures it)
+STREAM_OVERHEAD = 1152
 
 
 @dataclass(slots=True)

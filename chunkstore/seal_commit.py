@@ -86,6 +86,9 @@ class SealCommitter:
                 err = exc
                 log.error("seal commit failed, the store stops writing: %s", exc)
                 self._on_error(exc)
+            # not kept while the thread waits for the next job: the records
+            # of a large seal (close(), an idle sweep) are ~300 bytes a chunk
+            del segments, records
             with cond:
                 if err is not None and self._error is None:
                     self._error = err

@@ -17,7 +17,7 @@ import pytest
 import chunkstore
 from chunkstore import _kernels
 from chunkstore.cut_worker import PENDING, CutBlockWorker
-from chunkstore.head import CutBlock
+from chunkstore.head import STREAM_OVERHEAD, CutBlock
 from chunkstore.tokenfilter import block_filter
 
 CODEC_LZ4 = 1
@@ -111,12 +111,12 @@ def test_a_failed_compression_is_redone_by_settle(monkeypatch):
 
 
 def _pressure_workload(path) -> tuple[int, int]:
-    """Push 60 rounds over 300 streams under a 2 MiB budget; (chunks sealed, entries).
+    """Push 60 rounds over 300 streams with 2 MiB for the heads; (chunks sealed, entries).
 
     Every entry pushed must come back, exactly, from the writer and after
     reopening.  (300 open heads' fixed cost, ``HEAD_OVERHEAD`` each, is a
-    tenth of the budget.)"""
-    budget = 2 << 20
+    tenth of that; the streams' own ``STREAM_OVERHEAD`` comes on top.)"""
+    budget = (2 << 20) + 300 * STREAM_OVERHEAD
     rng = random.Random(5)
     labels = [{"app": "a", "pod": f"p{i}"} for i in range(300)]
     sent = []
@@ -137,7 +137,7 @@ def _pressure_workload(path) -> tuple[int, int]:
                     sent.append((lb["pod"], ts, ents[-1][1]))
                 batch.append((lb, ents))
             assert s.push(batch).accepted == 1000
-            assert s._head_mem <= budget
+            assert s._head_mem <= s._heads_budget()  # 2 MiB once all 300 streams are known
             assert s._head_mem == sum(h.memory_bytes() for h in s.heads.values())
         sealed = s.stats().chunks
         assert s.stats().entries == n

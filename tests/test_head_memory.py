@@ -1,5 +1,9 @@
 """The head memory budget counts what a head really costs, and sealed heads go.
 
+``STREAM_OVERHEAD``, what each known stream costs besides its head, is
+charged to the budget too (``Store._heads_budget``), and a head too small to
+be worth a chunk is not sealed under pressure (``_MIN_PRESSURE_SEAL``).
+
 ``HEAD_OVERHEAD`` is the fixed cost of one open stream's head (objects, not
 data); a head that a seal under pressure or idleness leaves empty is dropped
 and made again by the stream's next append, so 10,000 streams that went
@@ -8,6 +12,7 @@ quiet hold no head memory.
 
 from __future__ import annotations
 
+import random
 import time
 import tracemalloc
 
@@ -15,7 +20,7 @@ import pytest
 
 import chunkstore
 from chunkstore import EntryRejected
-from chunkstore.head import HEAD_OVERHEAD, StreamHead
+from chunkstore.head import HEAD_OVERHEAD, STREAM_OVERHEAD, StreamHead
 from chunkstore.labels import Labels
 
 HOUR = 3600 * 10**9
@@ -70,14 +75,16 @@ def test_idle_sealed_heads_are_dropped_and_made_again(store_path):
 
 def test_heads_sealed_under_memory_pressure_are_dropped(store_path):
     """With a small budget and many streams, pressure seals heads and drops
-    the emptied ones; the accounted memory stays the sum over live heads."""
+    the emptied ones; the accounted memory stays the sum over live heads.
+    (Lines that compress poorly, so heads grow past ``_MIN_PRESSURE_SEAL``.)"""
+    rng = random.Random(5)
     with chunkstore.open(store_path, maintenance_interval=0,
                          head_memory_budget=512 * 1024) as s:
-        line = "x" * 200
         fewest = 500
         for r in range(20):
-            s.push([({"app": "a", "n": str(i)}, [(HOUR + r * 1_000 + j, f"{line} {r} {j}")
-                                                   for j in range(5)])
+            s.push([({"app": "a", "n": str(i)}, [(HOUR + r * 1_000 + j,
+                                                   f"{rng.randbytes(100).hex()} {r} {j}")
+                                                  for j in range(5)])
                     for i in range(500)])
             assert s._head_mem == sum(h.memory_bytes() for h in s.heads.values())
             fewest = min(fewest, len(s.heads))
@@ -86,3 +93,71 @@ def test_heads_sealed_under_memory_pressure_are_dropped(store_path):
         assert s.stats().chunks > 0
     with chunkstore.open(store_path, read_only=True) as s:
         assert s.stats().entries == 20 * 500 * 5
+
+
+def test_stream_overhead_is_not_an_underestimate(store_path):
+    """What a stream costs once its head is gone (labels, index entry,
+    postings, the writer's maps, and its one sealed chunk's index entry,
+    under 250 bytes: tests/test_index_memory.py) fits in STREAM_OVERHEAD + 250."""
+    n = 3_000
+    labels = [{"app": f"svc-{i % 50:02d}", "env": ("prod", "dev")[i % 2], "pod": f"pod-{i:05d}"}
+              for i in range(n)]
+    with chunkstore.open(store_path, maintenance_interval=0, chunk_idle_period="1m") as s:
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            for a in range(0, n, 500):
+                s.push([(labels[i], [(HOUR + i, b"hello")]) for i in range(a, a + 500)])
+            s.maintain(now=time.monotonic() + 120)  # idle: sealed, heads dropped
+            s._commit_seals()  # the committer has written (and let go of) the index records
+            assert s.heads == {} and len(s.index.chunks) == n
+            used, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    per_stream = (used - base) / n
+    assert STREAM_OVERHEAD / 2 < per_stream <= STREAM_OVERHEAD + 250, per_stream
+
+
+def test_streams_are_charged_to_the_head_budget(store_path):
+    """Heads get the budget less STREAM_OVERHEAD per known stream (at least
+    half of it), and pressure keeps them there."""
+    budget = 8 << 20
+    rng = random.Random(7)
+    with chunkstore.open(store_path, maintenance_interval=0, head_memory_budget=budget) as s:
+        assert s._heads_budget() == budget
+        n = 1_000
+        s.push([({"app": "a", "n": str(i)}, [(HOUR, "first")]) for i in range(n)])
+        heads_budget = budget - n * STREAM_OVERHEAD
+        assert s._heads_budget() == heads_budget
+        most = 0
+        for r in range(40):  # ~40 MB of poorly compressible lines through 1,000 streams
+            s.push([({"app": "a", "n": str(i)},
+                     [(HOUR + 1 + r * 100 + j, rng.randbytes(100).hex()) for j in range(40)])
+                    for i in range(r * 100 % n, r * 100 % n + 100)])
+            assert s._head_mem == sum(h.memory_bytes() for h in s.heads.values())
+            most = max(most, s._head_mem)
+        # pressure held the heads to their share, and that share was used
+        assert heads_budget - (1 << 20) < most <= heads_budget, (most, heads_budget)
+        assert s.stats().chunks > 0
+    with chunkstore.open(store_path, maintenance_interval=0, head_memory_budget=budget) as s:
+        assert s._heads_budget() == heads_budget  # the streams are known again at open
+    with chunkstore.open(store_path, maintenance_interval=0,
+                         head_memory_budget=1 << 20) as s:
+        assert s._heads_budget() == 1 << 19  # never less than half
+
+
+def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
+    """Below _MIN_PRESSURE_SEAL a head is left open even over budget: sealing
+    it would add an index entry per few KiB, so a budget too small for the
+    streams costs memory in the heads rather than a growing index."""
+    from chunkstore.store import _MIN_PRESSURE_SEAL
+    with chunkstore.open(store_path, maintenance_interval=0,
+                         head_memory_budget=256 * 1024) as s:
+        n = 600  # 600 heads' fixed costs alone are over the budget
+        for r in range(5):
+            s.push([({"app": "a", "n": str(i)}, [(HOUR + r, f"line {r} of {i}")])
+                    for i in range(n)])
+            assert all(h.memory_bytes() < _MIN_PRESSURE_SEAL for h in s.heads.values())
+        assert len(s.heads) == n and s._head_mem > 256 * 1024
+        assert s.stats().chunks == 0
+        assert s.stats().entries == 5 * n
