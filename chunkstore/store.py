@@ -165,6 +165,9 @@ class Store:
         # of several MB to one stream can fill more)
         self._full_chunks: dict[int, list[int]] = {}
         self._last_heap_trim = 0.0
+        # head memory below which no relief runs although over budget: set when
+        # a relief found only heads too small to seal (_MIN_PRESSURE_SEAL)
+        self._pressure_floor = 0
         self.next_stream_id = 1
         self.next_chunk_id = 1
         self.next_lsn = 1
@@ -570,10 +573,10 @@ class Store:
                 self._seal_full_chunks(ready)
                 self._truncate_wal()
         budget = self._heads_budget()
-        if budget and self._head_mem > budget:
+        if budget and self._head_mem > max(budget, self._pressure_floor):
             for head in list(self._unfinished_heads):  # count them exactly first
                 self._reconcile(head, settle=True)
-            if self._head_mem > budget:
+            if self._head_mem > max(budget, self._pressure_floor):
                 self._relieve_memory_pressure()
         if self._to_seal:
             heads = [self.heads[s] for s in self._to_seal if s in self.heads]
@@ -726,7 +729,8 @@ class Store:
         compressed data alone keeps the head over ``3/4`` of the budget are
         the largest heads sealed (queued in ``_to_seal``).
         """
-        target = self._heads_budget() * 3 // 4
+        budget = self._heads_budget()
+        target = budget * 3 // 4
         heads = list(self.heads.values())
         heads.sort(key=lambda h: h.builder.memory_bytes(), reverse=True)
         cut: list[StreamHead] = []
@@ -757,6 +761,7 @@ class Store:
             self._last_heap_trim = now
             _kernels.block.release_free_memory()
         mem = self._head_mem
+        self._pressure_floor = 0
         if mem <= target:
             return
         heads.sort(key=lambda h: h.memory_bytes(), reverse=True)
@@ -764,7 +769,12 @@ class Store:
             if mem <= target:
                 break
             if h.memory_bytes() < _MIN_PRESSURE_SEAL:
-                break  # the rest are smaller still (sorted): over budget rather than tiny chunks
+                # The rest are smaller still: over budget rather than tiny
+                # chunks.  Until the heads grow by another eighth of the
+                # budget there is nothing new to do, so no relief (two sorts
+                # of every head) at every push meanwhile.
+                self._pressure_floor = mem + budget // 8
+                break
             if not h.empty:
                 self._to_seal.add(h.stream_id)
                 mem -= h.memory_bytes()

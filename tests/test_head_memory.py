@@ -153,11 +153,20 @@ def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
     from chunkstore.store import _MIN_PRESSURE_SEAL
     with chunkstore.open(store_path, maintenance_interval=0,
                          head_memory_budget=256 * 1024) as s:
+        reliefs = []
+        relieve = s._relieve_memory_pressure
+        s._relieve_memory_pressure = lambda: (reliefs.append(s._head_mem), relieve())
         n = 600  # 600 heads' fixed costs alone are over the budget
-        for r in range(5):
+        s.push([({"app": "a", "n": str(i)}, [(HOUR, f"line 0 of {i}")]) for i in range(n)])
+        for r in range(1, 31):  # then a tenth of the streams a push
             s.push([({"app": "a", "n": str(i)}, [(HOUR + r, f"line {r} of {i}")])
-                    for i in range(n)])
+                    for i in range(r % 10, n, 10)])
             assert all(h.memory_bytes() < _MIN_PRESSURE_SEAL for h in s.heads.values())
         assert len(s.heads) == n and s._head_mem > 256 * 1024
         assert s.stats().chunks == 0
-        assert s.stats().entries == 5 * n
+        assert s.stats().entries == n + 30 * n // 10
+        # a relief that could do nothing is not repeated at every push, only
+        # once the heads have grown by another eighth of their budget
+        assert 1 <= len(reliefs) < 10, reliefs
+        eighth = s._heads_budget() // 8
+        assert all(b - a > eighth for a, b in zip(reliefs, reliefs[1:])), (reliefs, eighth)
