@@ -169,7 +169,8 @@ def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
         # once the heads have grown by another eighth of their budget
         assert 1 <= len(reliefs) < 10, reliefs
         eighth = s._heads_budget() // 8
-        assert all(b - a > eighth for a, b in zip(reliefs, reliefs[1:], strict=False)), (reliefs, eighth)
+        steps = [b - a for a, b in zip(reliefs, reliefs[1:], strict=False)]
+        assert all(step > eighth for step in steps), (reliefs, eighth)
         assert s._pressure_floor > s._heads_budget()
         # once the heads are back under budget (here: all sealed as idle), the
         # floor goes, so the next excess is relieved at once
