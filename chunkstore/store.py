@@ -579,7 +579,7 @@ class Store:
             for head in list(self._unfinished_heads):  # count them exactly first
                 self._reconcile(head, settle=True)
             if self._head_mem > max(budget, self._pressure_floor):
-                self._relieve_memory_pressure()
+                self._relieve_memory_pressure(budget)
         elif self._pressure_floor and self._head_mem <= budget:
             self._pressure_floor = 0  # back under budget: the next excess is relieved at once
         if self._to_seal:
@@ -721,7 +721,7 @@ class Store:
             return 0
         return max(budget - len(self.index.streams) * STREAM_OVERHEAD, budget // 2)
 
-    def _relieve_memory_pressure(self) -> None:
+    def _relieve_memory_pressure(self, budget: int) -> None:
         """Bring the head under budget: compress first, seal only what that cannot free.
 
         Loki's ingesters grow without bound here; we do not.  Cutting the
@@ -733,8 +733,7 @@ class Store:
         compressed data alone keeps the head over ``3/4`` of the budget are
         the largest heads sealed (queued in ``_to_seal``).
         """
-        budget = self._heads_budget()
-        target = budget * 3 // 4
+        target = budget * 3 // 4  # budget: the heads' share (_heads_budget)
         heads = list(self.heads.values())
         heads.sort(key=lambda h: h.builder.memory_bytes(), reverse=True)
         cut: list[StreamHead] = []

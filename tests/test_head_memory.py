@@ -155,7 +155,8 @@ def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
                          head_memory_budget=256 * 1024) as s:
         reliefs = []
         relieve = s._relieve_memory_pressure
-        s._relieve_memory_pressure = lambda: (reliefs.append(s._head_mem), relieve())
+        s._relieve_memory_pressure = lambda budget: (reliefs.append(s._head_mem),
+                                                     relieve(budget))
         n = 600  # 600 heads' fixed costs alone are over the budget
         s.push([({"app": "a", "n": str(i)}, [(HOUR, f"line 0 of {i}")]) for i in range(n)])
         for r in range(1, 31):  # then a tenth of the streams a push
