@@ -73,6 +73,24 @@ def test_idle_sealed_heads_are_dropped_and_made_again(store_path):
         assert s.stats().entries == 1_001
 
 
+def test_a_seal_that_drops_heads_trims_the_heap(store_path):
+    """Heads a seal drops leave free pages the allocator would keep: the
+    store trims the heap after such a seal (at most every 0.25 s), not only
+    after a pressure relief."""
+    with chunkstore.open(store_path, maintenance_interval=0, chunk_idle_period="1m") as s:
+        s.push([({"app": "a", "n": str(i)}, [(10 * HOUR + i, "x" * 200)]) for i in range(500)])
+        s.flush()
+        assert s._last_heap_trim == 0.0  # no pressure, nothing sealed: no trim
+        before = time.monotonic()
+        s.maintain(now=before + 120)  # idle: sealed, then dropped
+        assert s.heads == {}
+        assert s._last_heap_trim >= before
+        trimmed_at = s._last_heap_trim
+        s.push([({"app": "a", "n": "1"}, [(12 * HOUR, "z")])])
+        s.maintain(now=time.monotonic() + 240)
+        assert s.heads == {} and s._last_heap_trim == trimmed_at  # within 0.25 s: not again
+
+
 def test_heads_sealed_under_memory_pressure_are_dropped(store_path):
     """With a small budget and many streams, pressure seals heads and drops
     the emptied ones; the accounted memory stays the sum over live heads.
