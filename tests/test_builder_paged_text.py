@@ -32,7 +32,7 @@ def mappings() -> int:
 def fill(bb, n_lines: int, width: int, seed: int) -> tuple[list[int], list[bytes]]:
     ts = [1_000 + i for i in range(n_lines)]
     lines = [(b"%d-%d " % (seed, i)).ljust(width, b"x") for i in range(n_lines)]
-    for t, line in zip(ts, lines):
+    for t, line in zip(ts, lines, strict=True):
         assert bb.append(t, line)
     return ts, lines
 
