@@ -70,8 +70,8 @@ _MIN_PRESSURE_SEAL = 8192
 #: entries for one stream in one call above which they are appended in slices
 _SLICE_CHECK = 2048
 #: at most one heap trim per this many seconds (Store._trim_heap; a trim
-#: takes ~0.5 ms in the 10,000-stream benchmark, 2-7 ms on a heap of 200 MiB
-#: with 50,000 holes)
+#: takes 1.5-2.5 ms in the 10,000-stream benchmark, 2-7 ms on a heap of
+#: 200 MiB with 50,000 holes)
 _HEAP_TRIM_INTERVAL = 0.05
 #: under memory pressure a head's early cut is merged with its newest small
 #: cut blocks while their raw bytes stay within this (StreamHead.cut_merged)
@@ -784,12 +784,12 @@ class Store:
 
         Both free head memory of all sizes, much of it made on the worker's
         thread (its own malloc arena), in an order that leaves free pages the
-        allocator keeps, while the heads refill from fresh ones.  1 GB into
+        allocator keeps while the heads refill from fresh ones.  1 GB into
         10,000 streams (the bench_ingest.py workload): the trim after reliefs
-        took peak RSS from 161 to 133 MiB under a 64 MiB budget; the trim
-        after seals, from 140 to 134 MiB under a 128 MiB budget; trimming
-        every 0.05 s instead of 0.25 s, from 80.5 to 78.6 MiB under 64 MiB,
-        for 0.14 s of trims in a 49 s run.
+        took peak RSS from 161 to 133 MiB under a 64 MiB budget; adding it
+        after seals, at most every 0.05 s instead of 0.25 s, from 156 to
+        148-149 MiB under a 128 MiB budget and from 80 to 78 MiB under 64 MiB,
+        for 0.3-0.4 s of trims in a run of 17-25 s.
         """
         now = time.monotonic()
         if now - self._last_heap_trim >= _HEAP_TRIM_INTERVAL:

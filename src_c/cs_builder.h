@@ -25,12 +25,6 @@
 #endif
 #include <Python.h> /* Py_ssize_t */
 #include <stdlib.h>
-#include <string.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#include <unistd.h>
-#define CS_BB_PAGED 1
-#endif
 #include "cs_hash.h"
 #include "cs_raw.h"
 
@@ -47,7 +41,6 @@ typedef struct {
     uint32_t *moff;   /* cap + 1 */
     uint8_t *text;
     size_t text_cap;
-    int text_paged;   /* text is its own mapping (cs_bb_grow_text), not malloc'd */
     uint8_t *meta;
     size_t meta_cap;
     int64_t min_ts, max_ts;
@@ -66,28 +59,12 @@ CS_UNUSED static void cs_bb_init(cs_bb *bb)
     bb->ordered = 1;
 }
 
-#ifdef CS_BB_PAGED
-static long cs_bb_paged_count = 0;  /* buffers paged now, process-wide (atomic) */
-
-CS_UNUSED static void cs_bb_unpage_text(cs_bb *bb)
-{
-    munmap(bb->text, bb->text_cap);
-    __atomic_sub_fetch(&cs_bb_paged_count, 1, __ATOMIC_RELAXED);
-    bb->text_paged = 0;
-}
-#endif
-
 CS_UNUSED static void cs_bb_free(cs_bb *bb)
 {
     free(bb->ts);
     free(bb->off);
     free(bb->moff);
-#ifdef CS_BB_PAGED
-    if (bb->text_paged)
-        cs_bb_unpage_text(bb);
-    else
-#endif
-        free(bb->text);
+    free(bb->text);
     free(bb->meta);
     free(bb->hash);
     free(bb->table);
@@ -237,77 +214,6 @@ CS_UNUSED static int cs_bb_grow_entries(cs_bb *bb, size_t need)
     return CS_BB_OK;
 }
 
-/* The text buffer, grown like cs_bb_grow_bytes.  From CS_BB_PAGED_MIN bytes
- * (a power of two, so whole pages) on Linux it is an anonymous mapping of its
- * own, grown with mremap and unmapped when freed.  Under memory pressure
- * thousands of heads grow, are cut and are freed in every order; in the
- * malloc heap their buffers leave holes between longer-lived blocks that the
- * allocator keeps resident, and the next heads grow from fresh pages (1 GB
- * into 10,000 streams under a 128 MiB budget: peak RSS 156 -> 140 MiB with
- * the text buffers paged).  At most CS_BB_PAGED_MAX buffers are paged at a
- * time, far below the kernel's limit on a process's mappings (65,530 by
- * default), which the embedding program needs too; past it, and when a
- * mapping fails, the buffer is malloc'd as before. */
-#define CS_BB_PAGED_MIN ((size_t)4096)
-#define CS_BB_PAGED_MAX 16384
-
-
-CS_UNUSED static int cs_bb_grow_text(cs_bb *bb, size_t need)
-{
-    if (need <= bb->text_cap && bb->text)
-        return CS_BB_OK;
-    if (need > CS_BB_MAX_BYTES)
-        return CS_BB_TOOBIG;
-    size_t c = bb->text_cap ? bb->text_cap : CS_BB_FIRST_TEXT;
-    while (c < need)
-        c = c > CS_BB_MAX_BYTES / 2 ? CS_BB_MAX_BYTES : c * 2;
-#ifdef CS_BB_PAGED
-    static size_t page = 0;
-    if (!page) {
-        long ps = sysconf(_SC_PAGESIZE);
-        page = ps > 0 ? (size_t)ps : 4096;
-    }
-    if (c >= CS_BB_PAGED_MIN && c % page == 0) {
-        void *p = MAP_FAILED;
-        if (bb->text_paged) {
-            p = mremap(bb->text, bb->text_cap, c, MREMAP_MAYMOVE);
-        } else if (__atomic_add_fetch(&cs_bb_paged_count, 1, __ATOMIC_RELAXED) <= CS_BB_PAGED_MAX) {
-            p = mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p == MAP_FAILED) {
-                __atomic_sub_fetch(&cs_bb_paged_count, 1, __ATOMIC_RELAXED);
-            } else if (bb->text) {
-                memcpy(p, bb->text, cs_bb_text_len(bb));
-                free(bb->text);
-            }
-        } else {
-            __atomic_sub_fetch(&cs_bb_paged_count, 1, __ATOMIC_RELAXED);
-        }
-        if (p != MAP_FAILED) {
-            bb->text = (uint8_t *)p;
-            bb->text_cap = c;
-            bb->text_paged = 1;
-            return CS_BB_OK;
-        }
-    }
-    if (bb->text_paged) {  /* a paged buffer could not grow in place: malloc it */
-        uint8_t *q = (uint8_t *)malloc(c);
-        if (!q)
-            return CS_BB_NOMEM;
-        memcpy(q, bb->text, cs_bb_text_len(bb));
-        cs_bb_unpage_text(bb);
-        bb->text = q;
-        bb->text_cap = c;
-        return CS_BB_OK;
-    }
-#endif
-    uint8_t *p = (uint8_t *)realloc(bb->text, c);
-    if (!p)
-        return CS_BB_NOMEM;
-    bb->text = p;
-    bb->text_cap = c;
-    return CS_BB_OK;
-}
-
 /* Make room for `k` more entries with `text` and `meta` more bytes. */
 static inline int cs_bb_reserve(cs_bb *bb, size_t k, size_t text, size_t meta)
 {
@@ -319,7 +225,7 @@ static inline int cs_bb_reserve(cs_bb *bb, size_t k, size_t text, size_t meta)
         return CS_BB_TOOBIG;
     /* the buffers always exist once anything is reserved: no NULL + 0 */
     if ((tl + text > bb->text_cap || !bb->text)
-        && (rc = cs_bb_grow_text(bb, tl + text)))
+        && (rc = cs_bb_grow_bytes(&bb->text, &bb->text_cap, tl + text, CS_BB_FIRST_TEXT)))
         return rc;
     if ((ml + meta > bb->meta_cap || !bb->meta)
         && (rc = cs_bb_grow_bytes(&bb->meta, &bb->meta_cap, ml + meta, CS_BB_FIRST_META)))
