@@ -172,6 +172,7 @@ class Store:
         # head memory below which no relief runs although over budget: set when
         # a relief found only heads too small to seal (_MIN_PRESSURE_SEAL)
         self._pressure_floor = 0
+        self._small_budget_warned = False  # _warn_small_budget: once per store
         self.next_stream_id = 1
         self.next_chunk_id = 1
         self.next_lsn = 1
@@ -772,10 +773,26 @@ class Store:
                 # budget there is nothing new to do, so no relief (two sorts
                 # of every head) at every push meanwhile.
                 self._pressure_floor = mem + budget // 8
+                if mem > budget and not self._small_budget_warned:
+                    self._small_budget_warned = True
+                    self._warn_small_budget(heads, mem, budget)
                 break
             if not h.empty:
                 self._to_seal.add(h.stream_id)
                 mem -= h.memory_bytes()
+
+    def _warn_small_budget(self, heads: list[StreamHead], mem: int, budget: int) -> None:
+        """Say once per store that the heads stay over a budget too small for them."""
+        n_open = sum(1 for h in heads if not h.empty)
+        need = len(self.index.streams) * STREAM_OVERHEAD + n_open * _MIN_PRESSURE_SEAL
+        logging.getLogger("chunkstore.store").warning(
+            "%s: head_memory_budget %.1f MiB is too small for %d streams written at once: "
+            "their heads hold %.1f MiB against their share of %.1f MiB, each under %d KiB, "
+            "and are left over budget rather than sealed as chunks of a few KiB; "
+            "a budget of about %.0f MiB fits them (8 KiB a stream written at once "
+            "plus %d bytes a known stream)",
+            self.path, self.options.head_memory_budget / 2**20, n_open, mem / 2**20,
+            budget / 2**20, _MIN_PRESSURE_SEAL // 1024, need / 2**20, STREAM_OVERHEAD)
 
     def _trim_heap(self) -> None:
         """Give the allocator's free pages back to the OS, at most every

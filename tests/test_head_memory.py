@@ -166,11 +166,13 @@ def test_streams_are_charged_to_the_head_budget(store_path):
         assert s._heads_budget() == 1 << 19  # never less than half
 
 
-def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
+def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path, caplog):
     """Below _MIN_PRESSURE_SEAL a head is left open even over budget: sealing
     it would add an index entry per few KiB, so a budget too small for the
-    streams costs memory in the heads rather than a growing index."""
+    streams costs memory in the heads rather than a growing index.  The
+    store says so, once, with the budget that would fit."""
     from chunkstore.store import _MIN_PRESSURE_SEAL
+    caplog.set_level("WARNING", logger="chunkstore.store")
     with chunkstore.open(store_path, maintenance_interval=0,
                          head_memory_budget=256 * 1024) as s:
         reliefs = []
@@ -193,6 +195,12 @@ def test_heads_too_small_for_a_chunk_are_not_sealed_under_pressure(store_path):
         steps = [b - a for a, b in zip(reliefs, reliefs[1:], strict=False)]
         assert all(step > eighth for step in steps), (reliefs, eighth)
         assert s._pressure_floor > s._heads_budget()
+        warned = [r.getMessage() for r in caplog.records if r.name == "chunkstore.store"]
+        assert len(warned) == 1, warned
+        assert ("head_memory_budget 0.2 MiB is too small for 600 streams written at once"
+                in warned[0])
+        fits = (600 * STREAM_OVERHEAD + 600 * _MIN_PRESSURE_SEAL) / 2**20
+        assert f"a budget of about {fits:.0f} MiB fits them" in warned[0]
         # once the heads are back under budget (here: all sealed as idle), the
         # floor goes, so the next excess is relieved at once
         s.maintain(now=time.monotonic() + 3 * 3600)
