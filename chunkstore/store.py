@@ -73,6 +73,10 @@ _SLICE_CHECK = 2048
 #: takes 1.5-2.5 ms in the 10,000-stream benchmark, 2-7 ms on a heap of
 #: 200 MiB with 50,000 holes)
 _HEAP_TRIM_INTERVAL = 0.05
+#: a seal that drops heads trims the heap only this many seconds after a
+#: pressure relief: without pressure the heads are well under budget and the
+#: pages a trim gives back are soon faulted in again (the 32-stream ingest)
+_PRESSURE_RECENT = 5.0
 #: under memory pressure a head's early cut is merged with its newest small
 #: cut blocks while their raw bytes stay within this (StreamHead.cut_merged)
 _PRESSURE_MERGE_MAX_RAW = 64 * 1024
@@ -169,6 +173,7 @@ class Store:
         # of several MB to one stream can fill more)
         self._full_chunks: dict[int, list[int]] = {}
         self._last_heap_trim = 0.0
+        self._last_relief = float("-inf")  # time of the last pressure relief
         # head memory below which no relief runs although over budget: set when
         # a relief found only heads too small to seal (_MIN_PRESSURE_SEAL)
         self._pressure_floor = 0
@@ -758,6 +763,7 @@ class Store:
             # (a head with a full chunk noted seals that one at the next push)
             if h.cut_stored_bytes >= full and h.stream_id not in self._full_chunks:
                 self._to_seal.add(h.stream_id)
+        self._last_relief = time.monotonic()
         self._trim_heap()
         mem = self._head_mem
         self._pressure_floor = 0
@@ -796,8 +802,8 @@ class Store:
 
     def _trim_heap(self) -> None:
         """Give the allocator's free pages back to the OS, at most every
-        ``_HEAP_TRIM_INTERVAL`` seconds; after a pressure relief or a seal
-        that dropped heads.
+        ``_HEAP_TRIM_INTERVAL`` seconds; after a pressure relief, and after
+        a seal that dropped heads within ``_PRESSURE_RECENT`` seconds of one.
 
         Both free head memory of all sizes, much of it made on the worker's
         thread (its own malloc arena), in an order that leaves free pages the
@@ -926,7 +932,7 @@ class Store:
             raise
         for ref in pending:
             self.index.add_chunk(ref)
-        if release_memory:
+        if release_memory and time.monotonic() - self._last_relief < _PRESSURE_RECENT:
             self._trim_heap()
         return early + pending
 

@@ -74,23 +74,32 @@ def test_idle_sealed_heads_are_dropped_and_made_again(store_path):
         assert s.stats().entries == 1_001
 
 
-def test_a_seal_that_drops_heads_trims_the_heap(store_path, monkeypatch):
-    """Heads a seal drops leave free pages the allocator would keep: the
-    store trims the heap after such a seal, not only after a pressure relief,
-    at most every ``_HEAP_TRIM_INTERVAL`` seconds."""
-    with chunkstore.open(store_path, maintenance_interval=0, chunk_idle_period="1m") as s:
-        s.push([({"app": "a", "n": str(i)}, [(10 * HOUR + i, "x" * 200)]) for i in range(500)])
-        s.flush()
-        assert s._last_heap_trim == 0.0  # no pressure, nothing sealed: no trim
-        before = time.monotonic()
-        s.maintain(now=before + 120)  # idle: sealed, then dropped
-        assert s.heads == {}
-        assert s._last_heap_trim >= before
-        trimmed_at = s._last_heap_trim
-        monkeypatch.setattr(store_module, "_HEAP_TRIM_INTERVAL", 3600.0)
-        s.push([({"app": "a", "n": "1"}, [(12 * HOUR, "z")])])
+def test_under_pressure_a_seal_that_drops_heads_trims_the_heap(store_path, monkeypatch):
+    """Heads a seal drops leave free pages the allocator would keep: within
+    ``_PRESSURE_RECENT`` seconds of a pressure relief the store trims the
+    heap after such a seal too, not only after the relief; without pressure
+    it does not (the pages would soon be faulted in again)."""
+    monkeypatch.setattr(store_module, "_HEAP_TRIM_INTERVAL", 0.0)
+    rng = random.Random(5)
+    with chunkstore.open(store_path, maintenance_interval=0, chunk_idle_period="1m",
+                         head_memory_budget=1 << 20) as s:
+        s.push([({"app": "a", "n": str(i)}, [(10 * HOUR + i, "x" * 200)]) for i in range(50)])
+        s.maintain(now=time.monotonic() + 120)  # idle: sealed, then dropped
+        assert s.heads == {} and s.stats().chunks == 50
+        assert s._last_heap_trim == 0.0  # no pressure: no trim
+        for r in range(40):  # poorly compressible lines, 2 MiB: over the budget
+            s.push([({"app": "a", "n": str(i)},
+                     [(11 * HOUR + r, rng.randbytes(500).hex())]) for i in range(50)])
+        assert s._last_relief > 0 and s._last_heap_trim >= s._last_relief
+        after_relief = s._last_heap_trim
         s.maintain(now=time.monotonic() + 240)
-        assert s.heads == {} and s._last_heap_trim == trimmed_at  # within the interval
+        assert s.heads == {}
+        assert s._last_heap_trim > after_relief
+        monkeypatch.setattr(store_module, "_PRESSURE_RECENT", 0.0)  # the relief is long past
+        s.push([({"app": "a", "n": "1"}, [(12 * HOUR, "z")])])
+        trimmed_at = s._last_heap_trim
+        s.maintain(now=time.monotonic() + 360)
+        assert s.heads == {} and s._last_heap_trim == trimmed_at
 
 
 def test_heads_sealed_under_memory_pressure_are_dropped(store_path):
