@@ -793,7 +793,7 @@ class Store:
         need = len(self.index.streams) * STREAM_OVERHEAD + n_open * _MIN_PRESSURE_SEAL
         logging.getLogger("chunkstore.store").warning(
             "%s: head_memory_budget %.1f MiB is too small for %d streams written at once: "
-            "their heads hold %.1f MiB against their share of %.1f MiB, each under %d KiB, "
+            "their heads hold %.2f MiB against their share of %.2f MiB, each under %d KiB, "
             "and are left over budget rather than sealed as chunks of a few KiB; "
             "a budget of about %.0f MiB fits them (8 KiB a stream written at once "
             "plus %d bytes a known stream)",
