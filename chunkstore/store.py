@@ -795,10 +795,11 @@ class Store:
             "%s: head_memory_budget %.1f MiB is too small for %d streams written at once: "
             "their heads hold %.2f MiB against their share of %.2f MiB, each under %d KiB, "
             "and are left over budget rather than sealed as chunks of a few KiB; "
-            "a budget of about %.0f MiB fits them (8 KiB a stream written at once "
+            "a budget of about %.0f MiB fits them (%d KiB a stream written at once "
             "plus %d bytes a known stream)",
             self.path, self.options.head_memory_budget / 2**20, n_open, mem / 2**20,
-            budget / 2**20, _MIN_PRESSURE_SEAL // 1024, need / 2**20, STREAM_OVERHEAD)
+            budget / 2**20, _MIN_PRESSURE_SEAL // 1024, need / 2**20,
+            _MIN_PRESSURE_SEAL // 1024, STREAM_OVERHEAD)
 
     def _trim_heap(self) -> None:
         """Give the allocator's free pages back to the OS, at most every
